@@ -1,0 +1,3 @@
+//! llm-gateway: an LLM gateway that runs inside Envoy as a proxy-wasm HTTP filter.
+
+pub mod usage;
