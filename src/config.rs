@@ -1,0 +1,447 @@
+//! Plugin configuration: the JSON in the Wasm filter's `configuration` field.
+//!
+//! Parsing is strict: unknown fields and wrong types are rejected with the JSON path of
+//! the offending field (`providers[1].type: unknown variant ...`), and semantic errors
+//! (an unknown provider in a model rule, a duplicate name) name their path too.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+
+/// Default limit on a buffered request body (8 MiB). Keep it below the Envoy listener's
+/// `per_connection_buffer_limit_bytes` so the filter answers with its own 413 first.
+pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 8 * 1024 * 1024;
+/// Default limit on a response body the filter keeps a copy of to read usage (16 MiB).
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+/// Header the filter sets to the target Envoy cluster (route with `cluster_header`).
+pub const DEFAULT_CLUSTER_HEADER: &str = "x-llm-gateway-cluster";
+/// Header the filter sets to the provider name (for route matching by provider).
+pub const DEFAULT_PROVIDER_HEADER: &str = "x-llm-gateway-provider";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub providers: Vec<ProviderConfig>,
+    #[serde(default)]
+    pub models: Vec<ModelRule>,
+    #[serde(default)]
+    pub max_request_bytes: Option<u64>,
+    #[serde(default)]
+    pub max_response_bytes: Option<u64>,
+    #[serde(default)]
+    pub cluster_header: Option<String>,
+    #[serde(default)]
+    pub provider_header: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderType {
+    /// OpenAI and every OpenAI-compatible server (OpenRouter, Groq, Mistral, vLLM, Ollama…).
+    Openai,
+}
+
+impl ProviderType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderType::Openai => "openai",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ProviderType,
+    /// Envoy cluster that reaches the provider.
+    pub cluster: String,
+    /// `:authority` sent upstream (e.g. `api.openai.com`); unchanged when absent.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path prefix that replaces the client's `/v1` (e.g. `/v1`, `/openai/v1`, `/api/v1`).
+    #[serde(default = "default_path_prefix")]
+    pub path_prefix: String,
+    /// Environment variable (of the Wasm VM, see `vm_config.environment_variables`)
+    /// holding the provider API key. No key is sent when absent.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// When true and `api_key_env` is unset in the environment, the provider is treated
+    /// as not configured: model rules that point at it are skipped, so the next matching
+    /// rule (e.g. a demo catch-all) serves the model.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+fn default_path_prefix() -> String {
+    "/v1".to_string()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelRule {
+    /// `gpt-4o-mini` (exact), `gpt-4o*` (prefix wildcard) or `*` (catch-all).
+    #[serde(rename = "match")]
+    pub pattern: String,
+    pub provider: String,
+    /// Model name sent upstream; the requested name when absent (aliases set it).
+    #[serde(default)]
+    pub upstream_model: Option<String>,
+}
+
+/// A configuration error with the JSON path of the field it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() || self.path == "." {
+            write!(f, "invalid llm-gateway configuration: {}", self.message)
+        } else {
+            write!(
+                f,
+                "invalid llm-gateway configuration at `{}`: {}",
+                self.path, self.message
+            )
+        }
+    }
+}
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+/// A provider ready for requests: its key already read from the environment.
+#[derive(Clone)]
+pub struct Provider {
+    pub name: String,
+    pub kind: ProviderType,
+    pub cluster: String,
+    pub host: Option<String>,
+    pub path_prefix: String,
+    pub api_key_env: Option<String>,
+    /// `Some` when the key variable is set; never logged or printed.
+    pub api_key: Option<String>,
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("cluster", &self.cluster)
+            .field("host", &self.host)
+            .field("path_prefix", &self.path_prefix)
+            .field("api_key_env", &self.api_key_env)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub providers: Vec<Provider>,
+    pub routes: crate::routing::RouteTable,
+    pub max_request_bytes: u64,
+    pub max_response_bytes: u64,
+    pub cluster_header: String,
+    pub provider_header: String,
+    /// Providers left out because they are optional and their key is unset.
+    pub skipped_providers: Vec<String>,
+}
+
+impl Config {
+    /// Parses and validates the plugin configuration. `env` looks up environment
+    /// variables (the Wasm VM's environment in production, a map in tests).
+    pub fn parse(json: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_slice(json);
+        let raw: RawConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            err(path, e.into_inner().to_string())
+        })?;
+        Self::from_raw(raw, env)
+    }
+
+    pub fn from_raw(
+        raw: RawConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        if raw.providers.is_empty() {
+            return Err(err("providers", "at least one provider is required"));
+        }
+        let mut providers = Vec::with_capacity(raw.providers.len());
+        let mut skipped = Vec::new();
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (i, p) in raw.providers.iter().enumerate() {
+            let at = |field: &str| format!("providers[{i}].{field}");
+            check_token(&p.name, &at("name"))?;
+            if p.name.contains('/') {
+                return Err(err(
+                    at("name"),
+                    "must not contain '/' (used for provider/model addressing)",
+                ));
+            }
+            if seen.insert(p.name.as_str(), i).is_some() {
+                return Err(err(
+                    at("name"),
+                    format!("duplicate provider name {:?}", p.name),
+                ));
+            }
+            check_token(&p.cluster, &at("cluster"))?;
+            if let Some(h) = &p.host {
+                check_token(h, &at("host"))?;
+            }
+            if !p.path_prefix.is_empty() && !p.path_prefix.starts_with('/') {
+                return Err(err(at("path_prefix"), "must be empty or start with '/'"));
+            }
+            if p.path_prefix.ends_with('/') {
+                return Err(err(at("path_prefix"), "must not end with '/'"));
+            }
+            if let Some(var) = &p.api_key_env {
+                check_token(var, &at("api_key_env"))?;
+            } else if p.optional {
+                return Err(err(
+                    at("optional"),
+                    "an optional provider needs `api_key_env`",
+                ));
+            }
+            let api_key = p
+                .api_key_env
+                .as_deref()
+                .and_then(env)
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty());
+            if let Some(k) = &api_key {
+                if k.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                    return Err(err(
+                        at("api_key_env"),
+                        "the key in this variable contains control characters",
+                    ));
+                }
+            }
+            if p.optional && api_key.is_none() {
+                skipped.push(p.name.clone());
+            }
+            providers.push(Provider {
+                name: p.name.clone(),
+                kind: p.kind,
+                cluster: p.cluster.clone(),
+                host: p.host.clone(),
+                path_prefix: p.path_prefix.clone(),
+                api_key_env: p.api_key_env.clone(),
+                api_key,
+            });
+        }
+        for (i, m) in raw.models.iter().enumerate() {
+            let at = |field: &str| format!("models[{i}].{field}");
+            if m.pattern.is_empty() {
+                return Err(err(at("match"), "must not be empty"));
+            }
+            if let Some(star) = m.pattern.find('*') {
+                if star + 1 != m.pattern.len() {
+                    return Err(err(
+                        at("match"),
+                        "'*' is only allowed at the end (prefix wildcard) or alone (catch-all)",
+                    ));
+                }
+            }
+            if !seen.contains_key(m.provider.as_str()) {
+                return Err(err(
+                    at("provider"),
+                    format!("unknown provider {:?}", m.provider),
+                ));
+            }
+            if let Some(u) = &m.upstream_model {
+                if u.is_empty() {
+                    return Err(err(at("upstream_model"), "must not be empty"));
+                }
+                if m.pattern.ends_with('*') {
+                    return Err(err(
+                        at("upstream_model"),
+                        "not allowed on a wildcard rule (every matching model would become one)",
+                    ));
+                }
+            }
+        }
+        let max_request_bytes = raw.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
+        if max_request_bytes == 0 {
+            return Err(err("max_request_bytes", "must be greater than 0"));
+        }
+        let max_response_bytes = raw.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
+        let cluster_header =
+            header_name(raw.cluster_header, DEFAULT_CLUSTER_HEADER, "cluster_header")?;
+        let provider_header = header_name(
+            raw.provider_header,
+            DEFAULT_PROVIDER_HEADER,
+            "provider_header",
+        )?;
+        let routes = crate::routing::RouteTable::build(&raw.models, &providers, &skipped);
+        Ok(Config {
+            providers,
+            routes,
+            max_request_bytes,
+            max_response_bytes,
+            cluster_header,
+            provider_header,
+            skipped_providers: skipped,
+        })
+    }
+
+    pub fn provider(&self, index: usize) -> Option<&Provider> {
+        self.providers.get(index)
+    }
+}
+
+fn check_token(value: &str, path: &str) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        return Err(err(path, "must not be empty"));
+    }
+    if value.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(err(path, "must not contain spaces or control characters"));
+    }
+    Ok(())
+}
+
+fn header_name(v: Option<String>, default: &str, path: &str) -> Result<String, ConfigError> {
+    let name = v.unwrap_or_else(|| default.to_string());
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(err(path, "must be a lowercase HTTP header name"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse(json: &str) -> Result<Config, ConfigError> {
+        Config::parse(json.as_bytes(), &no_env)
+    }
+
+    const OK: &str = r#"{
+        "providers": [
+            {"name":"openai","type":"openai","cluster":"openai","host":"api.openai.com","api_key_env":"OPENAI_API_KEY","optional":true},
+            {"name":"demo","type":"openai","cluster":"demo"}
+        ],
+        "models": [
+            {"match":"fast","provider":"openai","upstream_model":"gpt-4o-mini"},
+            {"match":"gpt-4o*","provider":"openai"},
+            {"match":"*","provider":"demo"}
+        ]
+    }"#;
+
+    #[test]
+    fn parses_valid_config_with_defaults() {
+        let c = parse(OK).unwrap();
+        assert_eq!(c.providers.len(), 2);
+        assert_eq!(c.max_request_bytes, DEFAULT_MAX_REQUEST_BYTES);
+        assert_eq!(c.cluster_header, "x-llm-gateway-cluster");
+        assert_eq!(c.providers[1].path_prefix, "/v1");
+        assert_eq!(c.skipped_providers, vec!["openai".to_string()]);
+    }
+
+    #[test]
+    fn key_is_read_from_env_and_redacted_in_debug() {
+        let env = |k: &str| (k == "OPENAI_API_KEY").then(|| "sk-secret-123".to_string());
+        let c = Config::parse(OK.as_bytes(), &env).unwrap();
+        assert_eq!(c.providers[0].api_key.as_deref(), Some("sk-secret-123"));
+        assert!(c.skipped_providers.is_empty());
+        let dbg = format!("{:?}", c);
+        assert!(!dbg.contains("sk-secret-123"), "{dbg}");
+    }
+
+    #[test]
+    fn unknown_field_names_its_path() {
+        let e = parse(r#"{"providers":[{"name":"a","type":"openai","cluster":"c","colour":1}]}"#)
+            .unwrap_err();
+        assert_eq!(e.path, "providers[0].colour");
+        assert!(
+            e.message.contains("unknown field `colour`"),
+            "{}",
+            e.message
+        );
+        assert!(e.to_string().contains("providers[0]"));
+    }
+
+    #[test]
+    fn wrong_type_names_its_path() {
+        let e = parse(r#"{"providers":[{"name":"a","type":"openai","cluster":"c"},{"name":"b","type":"nope","cluster":"c"}]}"#).unwrap_err();
+        assert_eq!(e.path, "providers[1].type");
+        let e = parse(r#"{"providers":[{"name":"a","type":"openai","cluster":"c"}],"max_request_bytes":"big"}"#).unwrap_err();
+        assert_eq!(e.path, "max_request_bytes");
+    }
+
+    #[test]
+    fn semantic_errors_name_their_path() {
+        let cases = [
+            (r#"{"providers":[]}"#, "providers"),
+            (
+                r#"{"providers":[{"name":"a","type":"openai","cluster":"c"}],"models":[{"match":"x","provider":"b"}]}"#,
+                "models[0].provider",
+            ),
+            (
+                r#"{"providers":[{"name":"a","type":"openai","cluster":"c"},{"name":"a","type":"openai","cluster":"d"}]}"#,
+                "providers[1].name",
+            ),
+            (
+                r#"{"providers":[{"name":"a/b","type":"openai","cluster":"c"}]}"#,
+                "providers[0].name",
+            ),
+            (
+                r#"{"providers":[{"name":"a","type":"openai","cluster":""}]}"#,
+                "providers[0].cluster",
+            ),
+            (
+                r#"{"providers":[{"name":"a","type":"openai","cluster":"c","path_prefix":"v1"}]}"#,
+                "providers[0].path_prefix",
+            ),
+            (
+                r#"{"providers":[{"name":"a","type":"openai","cluster":"c","optional":true}]}"#,
+                "providers[0].optional",
+            ),
+            (
+                r#"{"providers":[{"name":"a","type":"openai","cluster":"c"}],"models":[{"match":"g*x","provider":"a"}]}"#,
+                "models[0].match",
+            ),
+            (
+                r#"{"providers":[{"name":"a","type":"openai","cluster":"c"}],"models":[{"match":"g*","provider":"a","upstream_model":"x"}]}"#,
+                "models[0].upstream_model",
+            ),
+            (
+                r#"{"providers":[{"name":"a","type":"openai","cluster":"c"}],"cluster_header":"X Bad"}"#,
+                "cluster_header",
+            ),
+            (
+                r#"{"providers":[{"name":"a","type":"openai","cluster":"c"}],"max_request_bytes":0}"#,
+                "max_request_bytes",
+            ),
+        ];
+        for (json, path) in cases {
+            let e = parse(json).unwrap_err();
+            assert_eq!(e.path, path, "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn not_json_is_rejected() {
+        let e = parse("providers: []").unwrap_err();
+        assert!(e.to_string().contains("invalid llm-gateway configuration"));
+    }
+}

@@ -1,0 +1,178 @@
+//! Errors the gateway answers itself, in the OpenAI error format:
+//! `{"error":{"message":…,"type":…,"param":…,"code":…}}`.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    pub status: u32,
+    /// OpenAI error `type` (`invalid_request_error`, `server_error`, …).
+    pub kind: &'static str,
+    /// OpenAI error `code` (`model_not_found`, …); also the metric `reason` label.
+    pub code: &'static str,
+    pub message: String,
+    pub param: Option<&'static str>,
+}
+
+impl GatewayError {
+    fn new(status: u32, kind: &'static str, code: &'static str, message: String) -> Self {
+        GatewayError {
+            status,
+            kind,
+            code,
+            message,
+            param: None,
+        }
+    }
+
+    pub fn with_param(mut self, param: &'static str) -> Self {
+        self.param = Some(param);
+        self
+    }
+
+    pub fn invalid_json(detail: &str) -> Self {
+        Self::new(
+            400,
+            "invalid_request_error",
+            "invalid_json",
+            format!("We could not parse the JSON body of your request: {detail}"),
+        )
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request_error", code, message.into())
+    }
+
+    pub fn missing_model() -> Self {
+        Self::bad_request(
+            "missing_model",
+            "you must provide a model parameter (a non-empty string)",
+        )
+        .with_param("model")
+    }
+
+    pub fn model_not_found(model: &str) -> Self {
+        Self::new(
+            404,
+            "invalid_request_error",
+            "model_not_found",
+            format!(
+                "The model `{}` does not exist or is not served by this gateway",
+                truncate(model, 200)
+            ),
+        )
+        .with_param("model")
+    }
+
+    pub fn payload_too_large(limit: u64) -> Self {
+        Self::new(
+            413,
+            "invalid_request_error",
+            "request_too_large",
+            format!("The request body exceeds the gateway limit of {limit} bytes"),
+        )
+    }
+
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        Self::new(
+            405,
+            "invalid_request_error",
+            "method_not_allowed",
+            format!(
+                "Method {} is not allowed on {}; use POST",
+                truncate(method, 20),
+                truncate(path, 200)
+            ),
+        )
+    }
+
+    /// The provider's key variable is unset. Names the variable, never a value.
+    pub fn provider_key_missing(provider: &str, variable: &str) -> Self {
+        Self::new(
+            503,
+            "server_error",
+            "provider_not_configured",
+            format!(
+                "Provider `{provider}` has no API key: the environment variable {variable} is not set for the gateway"
+            ),
+        )
+    }
+
+    pub fn upstream(status: u32, message: impl Into<String>) -> Self {
+        Self::new(
+            status,
+            "upstream_error",
+            "bad_upstream_response",
+            message.into(),
+        )
+    }
+
+    /// The OpenAI-format JSON body.
+    pub fn body(&self) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Inner<'a> {
+            message: &'a str,
+            #[serde(rename = "type")]
+            kind: &'a str,
+            param: Option<&'a str>,
+            code: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Outer<'a> {
+            error: Inner<'a>,
+        }
+        serde_json::to_vec(&Outer {
+            error: Inner {
+                message: &self.message,
+                kind: self.kind,
+                param: self.param,
+                code: self.code,
+            },
+        })
+        .unwrap_or_else(|_| br#"{"error":{"message":"internal error","type":"server_error","param":null,"code":"internal_error"}}"#.to_vec())
+    }
+}
+
+/// Cuts client-controlled text echoed in messages to a bounded length (on a char boundary).
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while end > 0 && !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", s.get(..end).unwrap_or(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn body_is_openai_format() {
+        let e = GatewayError::model_not_found("gpt-9");
+        assert_eq!(e.status, 404);
+        let v: Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"]["code"], "model_not_found");
+        assert_eq!(v["error"]["type"], "invalid_request_error");
+        assert_eq!(v["error"]["param"], "model");
+        assert!(v["error"]["message"].as_str().unwrap().contains("gpt-9"));
+    }
+
+    #[test]
+    fn key_missing_names_variable() {
+        let e = GatewayError::provider_key_missing("openai", "OPENAI_API_KEY");
+        assert_eq!(e.status, 503);
+        assert!(e.message.contains("OPENAI_API_KEY"));
+        let v: Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"]["param"], Value::Null);
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("abc", 5), "abc");
+        assert_eq!(truncate("ééé", 3), "é…");
+    }
+}

@@ -1,0 +1,203 @@
+//! proxy-wasm glue: the only module that calls host functions. Each callback hands
+//! over to `gateway::RequestFlow` through the `Host` traits implemented here.
+
+use crate::config::Config;
+use crate::gateway::{Flow, RequestFlow};
+use crate::host::{BodyHost, Host, MetricKind};
+use crate::metrics::Metrics;
+use log::{error, info, warn};
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+#[derive(Default)]
+struct Root {
+    config: Option<Rc<Config>>,
+    metrics: Rc<RefCell<Metrics>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+            Ok(Some(b)) => b,
+            _ => {
+                error!("invalid llm-gateway configuration: the plugin configuration is empty");
+                return false;
+            }
+        };
+        let env = |name: &str| std::env::var(name).ok();
+        match Config::parse(&bytes, &env) {
+            Ok(config) => {
+                for name in &config.skipped_providers {
+                    info!("llm-gateway: optional provider {name:?} has no key in the environment; its models fall through to later rules");
+                }
+                for p in &config.providers {
+                    if let (Some(var), None, false) = (
+                        &p.api_key_env,
+                        &p.api_key,
+                        config.skipped_providers.contains(&p.name),
+                    ) {
+                        warn!("llm-gateway: provider {:?} needs {var}, which is unset; its requests get 503", p.name);
+                    }
+                }
+                self.config = Some(Rc::new(config));
+                true
+            }
+            Err(e) => {
+                error!("{e}");
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let config = Rc::clone(self.config.as_ref()?);
+        Some(Box::new(Filter {
+            flow: RequestFlow::new(config, Rc::clone(&self.metrics)),
+            host: EnvoyHost::default(),
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Filter {
+    flow: RequestFlow,
+    host: EnvoyHost,
+}
+
+impl Context for Filter {}
+
+fn action(flow: Flow) -> Action {
+    match flow {
+        Flow::Continue => Action::Continue,
+        Flow::Pause | Flow::Replied => Action::Pause,
+    }
+}
+
+impl HttpContext for Filter {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        action(self.flow.on_request_headers(&mut self.host, end_of_stream))
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.host.request_body_size = body_size;
+        action(
+            self.flow
+                .on_request_body(&mut self.host, body_size, end_of_stream),
+        )
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        action(self.flow.on_response_headers(&mut self.host, end_of_stream))
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        action(
+            self.flow
+                .on_response_body(&mut self.host, body_size, end_of_stream),
+        )
+    }
+
+    fn on_log(&mut self) {
+        self.flow.on_log(&mut self.host);
+    }
+}
+
+#[derive(Default)]
+struct EnvoyHost {
+    request_body_size: usize,
+}
+
+impl Host for EnvoyHost {
+    fn request_header(&self, name: &str) -> Option<String> {
+        hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+            .ok()
+            .flatten()
+    }
+
+    fn set_request_header(&mut self, name: &str, value: &str) {
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+    }
+
+    fn remove_request_header(&mut self, name: &str) {
+        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+    }
+
+    fn replace_request_body(&mut self, body: &[u8]) {
+        let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, self.request_body_size, body);
+        self.request_body_size = body.len();
+    }
+
+    fn clear_route_cache(&mut self) {
+        if hostcalls::call_foreign_function("clear_route_cache", None::<&[u8]>).is_err() {
+            warn!(
+                "llm-gateway: clear_route_cache is not available; routing may use the stale route"
+            );
+        }
+    }
+
+    fn send_reply(&mut self, status: u32, body: &[u8], headers: &[(&str, &str)]) {
+        let _ = hostcalls::send_http_response(status, headers.to_vec(), Some(body));
+    }
+
+    fn set_attribute(&mut self, name: &str, value: &[u8]) {
+        let _ = hostcalls::set_property(vec![name], Some(value));
+    }
+
+    fn now_ns(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+
+    fn define_metric(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
+        let t = match kind {
+            MetricKind::Counter => MetricType::Counter,
+            MetricKind::Histogram => MetricType::Histogram,
+        };
+        hostcalls::define_metric(t, name).ok()
+    }
+
+    fn increment_metric(&mut self, id: u32, delta: u64) {
+        let _ = hostcalls::increment_metric(id, i64::try_from(delta).unwrap_or(i64::MAX));
+    }
+
+    fn record_metric(&mut self, id: u32, value: u64) {
+        let _ = hostcalls::record_metric(id, value);
+    }
+}
+
+impl BodyHost for EnvoyHost {
+    fn request_body(&self, len: usize) -> Option<Vec<u8>> {
+        hostcalls::get_buffer(BufferType::HttpRequestBody, 0, len)
+            .ok()
+            .flatten()
+    }
+
+    fn response_body(&self, len: usize) -> Option<Vec<u8>> {
+        hostcalls::get_buffer(BufferType::HttpResponseBody, 0, len)
+            .ok()
+            .flatten()
+    }
+
+    fn response_header(&self, name: &str) -> Option<String> {
+        hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
+            .ok()
+            .flatten()
+    }
+}

@@ -1,0 +1,237 @@
+//! Reading and rewriting client request bodies without building a JSON tree.
+//!
+//! The body is validated in one pass by serde (unknown members are skipped with
+//! `IgnoredAny`, which still checks their syntax); only the members the gateway needs are
+//! read, and `model` is borrowed as a raw slice so its byte span is known. Rewriting the
+//! model splices the new string into that span, so a 1 MB body costs one copy and no
+//! re-serialisation — and no copy at all when the upstream name equals the requested one.
+
+use crate::errors::GatewayError;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::ops::Range;
+
+/// The API a request path belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    ChatCompletions,
+    Completions,
+    Embeddings,
+    Responses,
+}
+
+impl Endpoint {
+    /// Maps a client path (query string ignored) to an endpoint; `None` passes through.
+    pub fn from_path(path: &str) -> Option<Endpoint> {
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let path = path.strip_suffix('/').unwrap_or(path);
+        match path {
+            "/v1/chat/completions" => Some(Endpoint::ChatCompletions),
+            "/v1/completions" => Some(Endpoint::Completions),
+            "/v1/embeddings" => Some(Endpoint::Embeddings),
+            "/v1/responses" => Some(Endpoint::Responses),
+            _ => None,
+        }
+    }
+
+    /// Path of this endpoint below the provider's prefix.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+            Endpoint::Responses => "/responses",
+        }
+    }
+
+    /// Metric/attribute label.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Endpoint::ChatCompletions => "chat",
+            Endpoint::Completions => "text_completion",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Responses => "responses",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct View<'a> {
+    #[serde(borrow, default)]
+    model: Option<&'a RawValue>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    max_output_tokens: Option<u64>,
+}
+
+/// What the gateway knows about one request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestInfo {
+    pub model: String,
+    /// Byte span of the `model` value (including its quotes) in the body.
+    pub model_span: Range<usize>,
+    pub stream: bool,
+    /// `max_tokens`, `max_completion_tokens` or `max_output_tokens`, whichever is set.
+    pub max_output_tokens: Option<u64>,
+}
+
+/// Parses a request body. Errors are client errors (400) in OpenAI format.
+pub fn inspect(body: &[u8]) -> Result<RequestInfo, GatewayError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return Err(GatewayError::invalid_json("the body must be a JSON object"));
+    }
+    let view: View = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
+    let raw = view.model.ok_or_else(GatewayError::missing_model)?;
+    let model: String = match serde_json::from_str::<String>(raw.get()) {
+        Ok(m) if !m.is_empty() => m,
+        _ => return Err(GatewayError::missing_model()),
+    };
+    let start = (raw.get().as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+    let end = start.wrapping_add(raw.get().len());
+    if end > body.len() || start > end {
+        // Cannot happen for a borrowed RawValue; refuse rather than corrupt the body.
+        return Err(GatewayError::invalid_json("model could not be located"));
+    }
+    Ok(RequestInfo {
+        model,
+        model_span: start..end,
+        stream: view.stream.unwrap_or(false),
+        max_output_tokens: view
+            .max_completion_tokens
+            .or(view.max_tokens)
+            .or(view.max_output_tokens),
+    })
+}
+
+fn json_error(e: &serde_json::Error) -> GatewayError {
+    let msg = e.to_string();
+    // serde names the member for type errors ("invalid type: string \"x\", expected u64").
+    GatewayError::invalid_json(&crate::errors::truncate(&msg, 300))
+}
+
+/// Returns the body with the `model` value replaced by `new_model`.
+pub fn rewrite_model(body: &[u8], info: &RequestInfo, new_model: &str) -> Vec<u8> {
+    let quoted = serde_json::to_string(new_model).unwrap_or_else(|_| "\"\"".to_string());
+    let head = body.get(..info.model_span.start).unwrap_or(&[]);
+    let tail = body.get(info.model_span.end..).unwrap_or(&[]);
+    let mut out = Vec::with_capacity(head.len() + quoted.len() + tail.len());
+    out.extend_from_slice(head);
+    out.extend_from_slice(quoted.as_bytes());
+    out.extend_from_slice(tail);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(
+            Endpoint::from_path("/v1/chat/completions"),
+            Some(Endpoint::ChatCompletions)
+        );
+        assert_eq!(
+            Endpoint::from_path("/v1/chat/completions?x=1"),
+            Some(Endpoint::ChatCompletions)
+        );
+        assert_eq!(
+            Endpoint::from_path("/v1/embeddings/"),
+            Some(Endpoint::Embeddings)
+        );
+        assert_eq!(
+            Endpoint::from_path("/v1/completions"),
+            Some(Endpoint::Completions)
+        );
+        assert_eq!(
+            Endpoint::from_path("/v1/responses"),
+            Some(Endpoint::Responses)
+        );
+        assert_eq!(Endpoint::from_path("/v1/models"), None);
+        assert_eq!(Endpoint::from_path("/healthz"), None);
+    }
+
+    #[test]
+    fn inspect_and_rewrite_keeps_everything_else_byte_for_byte() {
+        let body = br#"{"messages":[{"role":"user","content":"model \"x\""}], "model" : "fast","stream":true,"max_tokens":64,"extra":{"a":[1,2]}}"#;
+        let info = inspect(body).unwrap();
+        assert_eq!(info.model, "fast");
+        assert!(info.stream);
+        assert_eq!(info.max_output_tokens, Some(64));
+        assert_eq!(&body[info.model_span.clone()], br#""fast""#);
+        let out = rewrite_model(body, &info, "gpt-4o-mini");
+        let expected = String::from_utf8_lossy(body).replace(r#""fast""#, r#""gpt-4o-mini""#);
+        assert_eq!(String::from_utf8(out.clone()).unwrap(), expected);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["model"], "gpt-4o-mini");
+    }
+
+    #[test]
+    fn escaped_model_names_round_trip() {
+        let body = br#"{"model":"a\"b\u00e9"}"#;
+        let info = inspect(body).unwrap();
+        assert_eq!(info.model, "a\"b\u{e9}");
+        let out = rewrite_model(body, &info, "x\"y");
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["model"], "x\"y");
+    }
+
+    #[test]
+    fn bad_bodies_are_400() {
+        for body in [
+            &b""[..],
+            b"   ",
+            b"[]",
+            b"{",
+            b"not json",
+            br#"{"model":"a"} trailing"#,
+            br#"{"model":"a","model":"b"}"#,
+            br#"{"model":"a","stream":"yes"}"#,
+            br#"{"model":"a","max_tokens":-1}"#,
+            br#"{"model":"a","max_tokens":1.5}"#,
+        ] {
+            let e = inspect(body).unwrap_err();
+            assert_eq!(e.status, 400, "{}", String::from_utf8_lossy(body));
+            assert_eq!(e.code, "invalid_json");
+        }
+        for body in [
+            &br#"{}"#[..],
+            br#"{"model":""}"#,
+            br#"{"model":3}"#,
+            br#"{"model":null}"#,
+        ] {
+            let e = inspect(body).unwrap_err();
+            assert_eq!(
+                (e.status, e.code),
+                (400, "missing_model"),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn inspect_never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = inspect(&body);
+        }
+
+        #[test]
+        fn rewrite_is_exact(model in "[a-zA-Z0-9./:_-]{1,30}", new in "\\PC{0,30}", pad in "[ \\n]{0,3}") {
+            let body = format!(r#"{{"a":1,{pad}"model"{pad}:{pad}{}{pad},"b":[true]}}"#, serde_json::to_string(&model).unwrap());
+            let info = inspect(body.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(&info.model, &model);
+            let out = rewrite_model(body.as_bytes(), &info, &new);
+            let v: Value = serde_json::from_slice(&out).unwrap();
+            proptest::prop_assert_eq!(v["model"].as_str().unwrap(), new.as_str());
+            proptest::prop_assert_eq!(v["b"][0].as_bool(), Some(true));
+        }
+    }
+}
