@@ -307,3 +307,292 @@ fn set_upstream_headers(
     }
     host.clear_route_cache();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::fake::FakeHost;
+    use serde_json::Value;
+
+    const CONFIG: &str = r#"{
+        "providers": [
+            {"name":"openai","type":"openai","cluster":"openai_cluster","host":"api.openai.com","api_key_env":"OPENAI_API_KEY"},
+            {"name":"groq","type":"openai","cluster":"groq","path_prefix":"/openai/v1","api_key_env":"GROQ_API_KEY"}
+        ],
+        "models": [
+            {"match":"fast","provider":"groq","upstream_model":"llama-3.1-8b-instant"},
+            {"match":"gpt-*","provider":"openai"}
+        ],
+        "max_request_bytes": 1000
+    }"#;
+
+    fn flow(env: &[(&str, &str)]) -> RequestFlow {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let config = Config::parse(CONFIG.as_bytes(), &lookup).unwrap();
+        RequestFlow::new(Rc::new(config), Rc::new(RefCell::new(Metrics::default())))
+    }
+
+    fn keys() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("OPENAI_API_KEY", "sk-openai"),
+            ("GROQ_API_KEY", "gsk-groq"),
+        ]
+    }
+
+    /// Runs headers + body; returns the flow results.
+    fn send(f: &mut RequestFlow, host: &mut FakeHost, body: &[u8]) -> (Flow, Flow) {
+        host.request_body = body.to_vec();
+        let a = f.on_request_headers(host, false);
+        let b = f.on_request_body(host, body.len(), true);
+        (a, b)
+    }
+
+    fn error_code(host: &FakeHost) -> (u32, String) {
+        let reply = host.reply.as_ref().expect("a local reply");
+        let v: Value = serde_json::from_slice(&reply.body).unwrap();
+        (
+            reply.status,
+            v["error"]["code"].as_str().unwrap().to_string(),
+        )
+    }
+
+    #[test]
+    fn alias_is_routed_rewritten_and_authorised() {
+        let mut f = flow(&keys());
+        let mut host = FakeHost::request(
+            "POST",
+            "/v1/chat/completions?x=1",
+            &[
+                ("authorization", "Bearer client"),
+                ("x-api-key", "c2"),
+                ("x-llm-gateway-cluster", "evil"),
+                ("accept-encoding", "gzip"),
+            ],
+        );
+        let (a, b) = send(&mut f, &mut host, br#"{"model":"fast","messages":[]}"#);
+        assert_eq!((a, b), (Flow::Pause, Flow::Continue));
+        let h = &host.request_headers;
+        assert_eq!(h["x-llm-gateway-cluster"], "groq");
+        assert_eq!(h["x-llm-gateway-provider"], "groq");
+        assert_eq!(h[":path"], "/openai/v1/chat/completions?x=1");
+        assert_eq!(h["authorization"], "Bearer gsk-groq");
+        assert!(!h.contains_key("x-api-key") && !h.contains_key("accept-encoding"));
+        assert_eq!(
+            host.request_body,
+            br#"{"model":"llama-3.1-8b-instant","messages":[]}"#
+        );
+        assert_eq!(h["content-length"], host.request_body.len().to_string());
+        assert_eq!(host.route_cache_cleared, 1);
+        assert_eq!(host.attributes[attr::MODEL], b"llama-3.1-8b-instant");
+        assert_eq!(host.attributes[attr::REQUESTED_MODEL], b"fast");
+    }
+
+    #[test]
+    fn unchanged_model_leaves_body_alone() {
+        let mut f = flow(&keys());
+        let mut host = FakeHost::request("POST", "/v1/embeddings", &[]);
+        send(&mut f, &mut host, br#"{"model":"gpt-x","input":"a"}"#);
+        assert!(!host.request_headers.contains_key("content-length"));
+        assert_eq!(host.request_headers[":authority"], "api.openai.com");
+        assert_eq!(host.request_headers[":path"], "/v1/embeddings");
+    }
+
+    #[test]
+    fn passthrough_paths_are_untouched_except_internal_headers() {
+        let mut f = flow(&keys());
+        let mut host = FakeHost::request(
+            "GET",
+            "/v1/models",
+            &[
+                ("authorization", "Bearer c"),
+                ("x-llm-gateway-provider", "x"),
+            ],
+        );
+        assert_eq!(f.on_request_headers(&mut host, true), Flow::Continue);
+        assert_eq!(f.on_request_body(&mut host, 0, true), Flow::Continue);
+        assert_eq!(host.request_headers["authorization"], "Bearer c");
+        assert!(!host.request_headers.contains_key("x-llm-gateway-provider"));
+        f.on_log(&mut host);
+        assert!(host.counters.is_empty());
+    }
+
+    #[test]
+    fn error_cases() {
+        let cases: Vec<(&str, &str, Vec<(&str, &str)>, &[u8], u32, &str)> = vec![
+            (
+                "GET",
+                "/v1/chat/completions",
+                vec![],
+                b"",
+                405,
+                "method_not_allowed",
+            ),
+            (
+                "POST",
+                "/v1/chat/completions",
+                vec![("content-length", "5000")],
+                b"{}",
+                413,
+                "request_too_large",
+            ),
+            (
+                "POST",
+                "/v1/chat/completions",
+                vec![],
+                b"{oops",
+                400,
+                "invalid_json",
+            ),
+            (
+                "POST",
+                "/v1/chat/completions",
+                vec![],
+                br#"{"messages":[]}"#,
+                400,
+                "missing_model",
+            ),
+            (
+                "POST",
+                "/v1/chat/completions",
+                vec![],
+                br#"{"model":"claude"}"#,
+                404,
+                "model_not_found",
+            ),
+        ];
+        for (method, path, headers, body, status, code) in cases {
+            let mut f = flow(&keys());
+            let mut host = FakeHost::request(method, path, &headers);
+            host.request_body = body.to_vec();
+            if f.on_request_headers(&mut host, false) == Flow::Pause {
+                assert_eq!(
+                    f.on_request_body(&mut host, body.len(), true),
+                    Flow::Replied
+                );
+            }
+            assert_eq!(
+                error_code(&host),
+                (status, code.to_string()),
+                "{method} {path}"
+            );
+            assert_eq!(
+                host.counter(&format!("llm_gateway_rejected_total;reason={code}")),
+                1
+            );
+            assert!(!host.request_headers.contains_key("x-llm-gateway-cluster"));
+        }
+    }
+
+    #[test]
+    fn body_growing_past_limit_while_buffering_is_413() {
+        let mut f = flow(&keys());
+        let mut host = FakeHost::request("POST", "/v1/chat/completions", &[]);
+        assert_eq!(f.on_request_headers(&mut host, false), Flow::Pause);
+        assert_eq!(f.on_request_body(&mut host, 600, false), Flow::Pause);
+        assert_eq!(f.on_request_body(&mut host, 1200, false), Flow::Replied);
+        assert_eq!(error_code(&host), (413, "request_too_large".to_string()));
+    }
+
+    #[test]
+    fn empty_body_is_400() {
+        let mut f = flow(&keys());
+        let mut host = FakeHost::request("POST", "/v1/completions", &[]);
+        assert_eq!(f.on_request_headers(&mut host, true), Flow::Replied);
+        assert_eq!(error_code(&host), (400, "invalid_json".to_string()));
+    }
+
+    #[test]
+    fn missing_key_is_503_and_names_only_the_variable() {
+        let mut f = flow(&[("GROQ_API_KEY", "gsk-groq")]);
+        let mut host = FakeHost::request(
+            "POST",
+            "/v1/chat/completions",
+            &[("authorization", "Bearer sk-client")],
+        );
+        send(&mut f, &mut host, br#"{"model":"gpt-4o"}"#);
+        let (status, code) = error_code(&host);
+        assert_eq!((status, code.as_str()), (503, "provider_not_configured"));
+        let body = String::from_utf8(host.reply.unwrap().body).unwrap();
+        assert!(
+            body.contains("OPENAI_API_KEY")
+                && !body.contains("sk-client")
+                && !body.contains("gsk-groq")
+        );
+    }
+
+    #[test]
+    fn usage_from_chunked_json_response_is_recorded_once() {
+        let mut f = flow(&keys());
+        let mut host = FakeHost::request("POST", "/v1/chat/completions", &[]);
+        host.now = 1_000_000_000;
+        send(&mut f, &mut host, br#"{"model":"gpt-4o"}"#);
+        host.response_headers.insert(":status".into(), "200".into());
+        host.response_headers.insert(
+            "content-type".into(),
+            "application/json; charset=utf-8".into(),
+        );
+        assert_eq!(f.on_response_headers(&mut host, false), Flow::Continue);
+        let body = br#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":9,"total_tokens":16,"prompt_tokens_details":{"cached_tokens":3}}}"#;
+        let (a, b) = body.split_at(30);
+        host.response_chunk = a.to_vec();
+        assert_eq!(
+            f.on_response_body(&mut host, a.len(), false),
+            Flow::Continue
+        );
+        host.response_chunk = b.to_vec();
+        f.on_response_body(&mut host, b.len(), true);
+        host.now = 1_250_000_000;
+        f.on_log(&mut host);
+        f.on_log(&mut host);
+        let base = "provider=openai;model=gpt-4o";
+        assert_eq!(
+            host.counter(&format!(
+                "llm_gateway_tokens_total;{base};type=input;estimated=false"
+            )),
+            7
+        );
+        assert_eq!(
+            host.counter(&format!(
+                "llm_gateway_tokens_total;{base};type=output;estimated=false"
+            )),
+            9
+        );
+        assert_eq!(
+            host.counter(&format!(
+                "llm_gateway_tokens_total;{base};type=cached_input;estimated=false"
+            )),
+            3
+        );
+        assert_eq!(
+            host.counter(&format!(
+                "llm_gateway_requests_total;{base};operation=chat;status_class=2xx"
+            )),
+            1
+        );
+        assert_eq!(
+            host.histograms[&format!("llm_gateway_request_duration_ms;{base};operation=chat")],
+            vec![250]
+        );
+        assert_eq!(host.attributes[attr::TOTAL_TOKENS], b"16");
+    }
+
+    #[test]
+    fn reset_before_response_counts_as_reset_without_tokens() {
+        let mut f = flow(&keys());
+        let mut host = FakeHost::request("POST", "/v1/chat/completions", &[]);
+        send(&mut f, &mut host, br#"{"model":"gpt-4o"}"#);
+        f.on_log(&mut host);
+        assert_eq!(
+            host.counter("llm_gateway_requests_total;provider=openai;model=gpt-4o;operation=chat;status_class=reset"),
+            1
+        );
+        assert!(!host
+            .counters
+            .keys()
+            .any(|k| k.starts_with("llm_gateway_tokens_total")));
+    }
+}

@@ -37,3 +37,107 @@ pub trait BodyHost: Host {
     fn response_body(&self, len: usize) -> Option<Vec<u8>>;
     fn response_header(&self, name: &str) -> Option<String>;
 }
+
+/// An in-memory host for unit tests of the request logic.
+#[cfg(test)]
+pub mod fake {
+    use super::*;
+    use std::collections::{BTreeMap, HashMap};
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Reply {
+        pub status: u32,
+        pub body: Vec<u8>,
+        pub headers: Vec<(String, String)>,
+    }
+
+    #[derive(Default)]
+    pub struct FakeHost {
+        pub request_headers: BTreeMap<String, String>,
+        pub response_headers: BTreeMap<String, String>,
+        pub request_body: Vec<u8>,
+        /// The current response chunk.
+        pub response_chunk: Vec<u8>,
+        pub reply: Option<Reply>,
+        pub attributes: BTreeMap<String, Vec<u8>>,
+        pub route_cache_cleared: usize,
+        pub now: u64,
+        pub metric_names: Vec<(MetricKind, String)>,
+        pub counters: HashMap<String, u64>,
+        pub histograms: HashMap<String, Vec<u64>>,
+    }
+
+    impl FakeHost {
+        pub fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Self {
+            let mut h = FakeHost::default();
+            h.request_headers.insert(":method".into(), method.into());
+            h.request_headers.insert(":path".into(), path.into());
+            for (k, v) in headers {
+                h.request_headers.insert((*k).into(), (*v).into());
+            }
+            h
+        }
+
+        pub fn counter(&self, name: &str) -> u64 {
+            self.counters.get(name).copied().unwrap_or(0)
+        }
+    }
+
+    impl Host for FakeHost {
+        fn request_header(&self, name: &str) -> Option<String> {
+            self.request_headers.get(name).cloned()
+        }
+        fn set_request_header(&mut self, name: &str, value: &str) {
+            self.request_headers.insert(name.into(), value.into());
+        }
+        fn remove_request_header(&mut self, name: &str) {
+            self.request_headers.remove(name);
+        }
+        fn replace_request_body(&mut self, body: &[u8]) {
+            self.request_body = body.to_vec();
+        }
+        fn clear_route_cache(&mut self) {
+            self.route_cache_cleared += 1;
+        }
+        fn send_reply(&mut self, status: u32, body: &[u8], headers: &[(&str, &str)]) {
+            self.reply = Some(Reply {
+                status,
+                body: body.to_vec(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect(),
+            });
+        }
+        fn set_attribute(&mut self, name: &str, value: &[u8]) {
+            self.attributes.insert(name.into(), value.to_vec());
+        }
+        fn now_ns(&self) -> u64 {
+            self.now
+        }
+        fn define_metric(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
+            self.metric_names.push((kind, name.into()));
+            u32::try_from(self.metric_names.len() - 1).ok()
+        }
+        fn increment_metric(&mut self, id: u32, delta: u64) {
+            let name = self.metric_names[id as usize].1.clone();
+            *self.counters.entry(name).or_default() += delta;
+        }
+        fn record_metric(&mut self, id: u32, value: u64) {
+            let name = self.metric_names[id as usize].1.clone();
+            self.histograms.entry(name).or_default().push(value);
+        }
+    }
+
+    impl BodyHost for FakeHost {
+        fn request_body(&self, len: usize) -> Option<Vec<u8>> {
+            Some(self.request_body.iter().take(len).copied().collect())
+        }
+        fn response_body(&self, len: usize) -> Option<Vec<u8>> {
+            Some(self.response_chunk.iter().take(len).copied().collect())
+        }
+        fn response_header(&self, name: &str) -> Option<String> {
+            self.response_headers.get(name).cloned()
+        }
+    }
+}
