@@ -422,7 +422,15 @@ mod tests {
 
     #[test]
     fn error_cases() {
-        let cases: Vec<(&str, &str, Vec<(&str, &str)>, &[u8], u32, &str)> = vec![
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            Vec<(&'a str, &'a str)>,
+            &'a [u8],
+            u32,
+            &'a str,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "GET",
                 "/v1/chat/completions",
