@@ -107,16 +107,33 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
     let value = match parsed {
         Ok(v) => v,
         Err(e) => {
-            let path = e.path().to_string();
-            let param = if path.is_empty() || path == "." {
+            let mut path = e.path().to_string();
+            // serde reports a missing member at its parent; name the member itself.
+            let missing = e
+                .inner()
+                .to_string()
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split_once('`'))
+                .map(|(field, _)| field.to_string());
+            if let Some(field) = missing {
+                path = if path.is_empty() || path == "." {
+                    field
+                } else {
+                    format!("{path}.{field}")
+                };
+            }
+            // `param` names a member of the client's request; an upstream payload
+            // error only mentions the path in the message.
+            let param = if status >= 500 || path.is_empty() || path == "." {
                 None
             } else {
-                Some(path)
+                Some(path.clone())
             };
             let inner = e.into_inner();
-            let message = match &param {
-                Some(p) => format!("invalid {what} at `{p}`: {inner}"),
-                None => format!("invalid {what}: {inner}"),
+            let message = if path.is_empty() || path == "." {
+                format!("invalid {what}: {inner}")
+            } else {
+                format!("invalid {what} at `{path}`: {inner}")
             };
             return Err(TranslateError {
                 status,
