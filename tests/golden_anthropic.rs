@@ -251,7 +251,7 @@ fn case_dirs() -> Vec<PathBuf> {
 fn golden_anthropic_cases() {
     let dirs = case_dirs();
     assert!(
-        dirs.len() >= 10,
+        dirs.len() >= 30,
         "expected the golden cases, found {}",
         dirs.len()
     );
