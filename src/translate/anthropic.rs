@@ -1857,3 +1857,264 @@ pub fn openai_error_to_anthropic(status: u16, body: &[u8]) -> Vec<u8> {
     });
     serde_json::to_vec(&value).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v(bytes: &[u8]) -> Value {
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    #[test]
+    fn tool_messages_then_user_text_are_one_user_turn_with_results_first() {
+        let body = br#"{"messages":[
+            {"role":"user","content":"q"},
+            {"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}}]},
+            {"role":"user","content":"note"},
+            {"role":"tool","tool_call_id":"a","content":"r"}]}"#;
+        let out = v(&chat_request_to_messages(body, "m", 10).unwrap());
+        let last = &out["messages"][2];
+        assert_eq!(last["role"], "user");
+        assert_eq!(last["content"][0]["type"], "tool_result");
+        assert_eq!(last["content"][1]["text"], "note");
+    }
+
+    #[test]
+    fn client_input_errors_name_the_param() {
+        let cases: &[(&[u8], &str)] = &[
+            (br#"{"messages":[{"role":"system","content":"s"}]}"#, "messages"),
+            (br#"{"messages":[{"role":"critic","content":"s"}]}"#, "messages[0].role"),
+            (
+                br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"ftp://x"}}]}]}"#,
+                "messages[0].content[0].image_url.url",
+            ),
+            (
+                br#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,abc"}}]}]}"#,
+                "messages[0].content[0].image_url.url",
+            ),
+            (
+                br#"{"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}"#,
+                "messages[0].content[0].type",
+            ),
+            (br#"{"messages":[{"role":"tool","content":"r"}]}"#, "messages[0].tool_call_id"),
+            (
+                br#"{"messages":[{"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"[1]"}}]}]}"#,
+                "messages[0].tool_calls[0].function.arguments",
+            ),
+            (
+                br#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"sometimes"}"#,
+                "tool_choice",
+            ),
+            (
+                br#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#,
+                "response_format",
+            ),
+        ];
+        for (body, param) in cases {
+            let err = chat_request_to_messages(body, "m", 10).unwrap_err();
+            assert_eq!(err.status, 400, "{}", String::from_utf8_lossy(body));
+            assert_eq!(err.param.as_deref(), Some(*param), "{err}");
+        }
+    }
+
+    #[test]
+    fn tool_choice_without_tools_is_dropped_and_parallel_false_alone_sets_auto() {
+        let body = br#"{"messages":[{"role":"user","content":"x"}],"tool_choice":"required"}"#;
+        let out = v(&chat_request_to_messages(body, "m", 10).unwrap());
+        assert!(out.get("tool_choice").is_none());
+        let body = br#"{"messages":[{"role":"user","content":"x"}],"parallel_tool_calls":false,
+            "tools":[{"type":"function","function":{"name":"f"}}]}"#;
+        let out = v(&chat_request_to_messages(body, "m", 10).unwrap());
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type":"auto","disable_parallel_tool_use":true})
+        );
+    }
+
+    #[test]
+    fn extensions_top_k_and_thinking_pass_through() {
+        let body = br#"{"messages":[{"role":"user","content":"x"}],"top_k":5,
+            "thinking":{"type":"enabled","budget_tokens":2048}}"#;
+        let out = v(&chat_request_to_messages(body, "m", 10).unwrap());
+        assert_eq!(out["top_k"], 5);
+        assert_eq!(out["thinking"]["budget_tokens"], 2048);
+    }
+
+    #[test]
+    fn translate_error_bodies() {
+        let e = TranslateError::bad_request("n > 1", Some("n"));
+        let o = v(&e.to_openai_body());
+        assert_eq!(o["error"]["param"], "n");
+        assert_eq!(o["error"]["type"], "invalid_request_error");
+        let a = v(&e.to_anthropic_body());
+        assert_eq!(a["type"], "error");
+        assert_eq!(a["error"]["type"], "invalid_request_error");
+        let a = v(&TranslateError::bad_upstream("x").to_anthropic_body());
+        assert_eq!(a["error"]["type"], "api_error");
+    }
+
+    #[test]
+    fn streams_ignore_events_after_close_and_finish_is_idempotent() {
+        let mut s = MessagesToChatStream::new("m", "id", 0, false);
+        let mut out = Vec::new();
+        s.on_event("message_stop", r#"{"type":"message_stop"}"#, &mut out);
+        let len = out.len();
+        s.on_event(
+            "content_block_delta",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#,
+            &mut out,
+        );
+        s.finish(&mut out);
+        s.finish(&mut out);
+        assert_eq!(out.len(), len);
+        assert_eq!(out, b"data: [DONE]\n\n");
+
+        let mut s = ChatToMessagesStream::new("m", "id");
+        let mut out = Vec::new();
+        s.on_event("[DONE]", &mut out);
+        let len = out.len();
+        s.on_event("[DONE]", &mut out);
+        s.finish(&mut out);
+        assert_eq!(out.len(), len);
+        assert!(String::from_utf8_lossy(&out)
+            .ends_with("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"));
+    }
+
+    #[test]
+    fn stream_event_type_is_taken_from_data_when_the_event_line_is_missing() {
+        let mut s = MessagesToChatStream::new("m", "id", 0, false);
+        let mut out = Vec::new();
+        s.on_event(
+            "",
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#,
+            &mut out,
+        );
+        assert!(String::from_utf8_lossy(&out).contains(r#""content":"x""#));
+    }
+
+    /// Arbitrary JSON values, biased towards the shapes the translators look at.
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            Just("role".to_string()),
+            Just("content".to_string()),
+            Just("type".to_string()),
+            Just("messages".to_string()),
+            Just("text".to_string()),
+            Just("tool_calls".to_string()),
+            Just("function".to_string()),
+            Just("arguments".to_string()),
+            Just("input".to_string()),
+            Just("image_url".to_string()),
+            Just("url".to_string()),
+            Just("source".to_string()),
+            Just("tools".to_string()),
+            Just("tool_choice".to_string()),
+            Just("system".to_string()),
+            Just("usage".to_string()),
+            Just("choices".to_string()),
+            Just("delta".to_string()),
+            Just("index".to_string()),
+            Just("stop".to_string()),
+            Just("n".to_string()),
+            Just("error".to_string()),
+            Just("message".to_string()),
+            Just("tool_call_id".to_string()),
+            "[a-z_]{1,12}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            prop_oneof![
+                Just("user".to_string()),
+                Just("assistant".to_string()),
+                Just("tool".to_string()),
+                Just("system".to_string()),
+                Just("text".to_string()),
+                Just("image_url".to_string()),
+                Just("tool_use".to_string()),
+                Just("tool_result".to_string()),
+                Just("function".to_string()),
+                Just("data:image/png;base64,AAAA".to_string()),
+                Just("https://x/y.png".to_string()),
+                Just("{\"a\":1}".to_string()),
+                Just("[DONE]".to_string()),
+                ".{0,12}",
+            ]
+            .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 64, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(key.clone(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn exercise(bytes: &[u8]) {
+        let _ = chat_request_to_messages(bytes, "m", 16);
+        let _ = messages_response_to_chat(bytes, "m", 0);
+        let _ = messages_request_to_chat(bytes, "m");
+        let _ = chat_response_to_messages(bytes, "m");
+        let _ = anthropic_error_to_openai(500, bytes);
+        let _ = openai_error_to_anthropic(500, bytes);
+        let text = String::from_utf8_lossy(bytes);
+        let mut out = Vec::new();
+        let mut a = MessagesToChatStream::new("m", "id", 0, true);
+        for event in [
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "message_delta",
+            "error",
+            "",
+        ] {
+            a.on_event(event, &text, &mut out);
+        }
+        a.finish(&mut out);
+        let _ = a.usage();
+        let mut b = ChatToMessagesStream::new("m", "id");
+        b.on_event(&text, &mut out);
+        b.on_event(&text, &mut out);
+        b.finish(&mut out);
+        let _ = b.usage();
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            exercise(&bytes);
+        }
+
+        #[test]
+        fn random_json_never_panics(value in arb_json()) {
+            let bytes = serde_json::to_vec(&value).unwrap();
+            exercise(&bytes);
+            // Also as the payload of a plausible envelope.
+            for envelope in [
+                json!({"messages": [value.clone()]}),
+                json!({"messages": [{"role": "user", "content": [value.clone()]}]}),
+                json!({"messages": [{"role": "assistant", "tool_calls": [value.clone()]}]}),
+                json!({"choices": [{"message": value.clone(), "delta": value.clone()}]}),
+                json!({"type": "content_block_delta", "index": 0, "delta": value.clone()}),
+                json!({"content": [value.clone()], "usage": value.clone()}),
+            ] {
+                exercise(&serde_json::to_vec(&envelope).unwrap());
+            }
+        }
+
+        #[test]
+        fn deeply_nested_json_never_panics(depth in 1usize..4000) {
+            let body = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            exercise(body.as_bytes());
+            let body = format!("{{\"messages\":{}{}}}", "[".repeat(depth), "]".repeat(depth));
+            exercise(body.as_bytes());
+        }
+    }
+}

@@ -55,7 +55,7 @@ impl TranslateError {
         let kind = if self.status < 500 {
             "invalid_request_error"
         } else {
-            "upstream_error"
+            "server_error"
         };
         let body = json!({
             "error": {
