@@ -10,7 +10,9 @@ pub mod host;
 pub mod metrics;
 pub mod request;
 pub mod routing;
+pub mod translate;
 pub mod usage;
+pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;

@@ -1,0 +1,160 @@
+//! Host-free translation between provider APIs (no proxy-wasm calls here).
+//!
+//! Every function takes and returns bytes; malformed input yields a
+//! [`TranslateError`], never a panic (a panic aborts the Envoy worker's VM).
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+pub mod anthropic;
+pub mod sse;
+
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// A translation failure, ready to be returned to the client.
+///
+/// `status` is 400 when the client's payload cannot be translated and 502 when the
+/// upstream's payload cannot be understood. `param` names the offending request
+/// member (OpenAI's `error.param`), e.g. `n` or `messages[2].tool_calls[0].function.arguments`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranslateError {
+    pub status: u16,
+    pub message: String,
+    pub param: Option<String>,
+}
+
+impl TranslateError {
+    /// 400: the client's payload cannot be translated.
+    pub fn bad_request(message: impl Into<String>, param: Option<&str>) -> Self {
+        TranslateError {
+            status: 400,
+            message: message.into(),
+            param: param.map(str::to_string),
+        }
+    }
+
+    /// 502: the upstream's payload cannot be understood.
+    pub fn bad_upstream(message: impl Into<String>) -> Self {
+        TranslateError {
+            status: 502,
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    /// The error as an OpenAI error body: `{"error":{"message","type","param","code"}}`.
+    pub fn to_openai_body(&self) -> Vec<u8> {
+        let kind = if self.status < 500 {
+            "invalid_request_error"
+        } else {
+            "server_error"
+        };
+        let body = json!({
+            "error": {
+                "message": self.message,
+                "type": kind,
+                "param": self.param,
+                "code": null,
+            }
+        });
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    /// The error as an Anthropic error body: `{"type":"error","error":{"type","message"}}`.
+    pub fn to_anthropic_body(&self) -> Vec<u8> {
+        let kind = if self.status < 500 {
+            "invalid_request_error"
+        } else {
+            "api_error"
+        };
+        let message = match &self.param {
+            Some(p) => format!("{}: {}", p, self.message),
+            None => self.message.clone(),
+        };
+        let body = json!({"type": "error", "error": {"type": kind, "message": message}});
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for TranslateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.param {
+            Some(p) => write!(f, "{} ({}): {}", self.status, p, self.message),
+            None => write!(f, "{}: {}", self.status, self.message),
+        }
+    }
+}
+
+impl std::error::Error for TranslateError {}
+
+/// Parses a whole JSON body as `T`. On failure the error names the JSON path of the
+/// offending member (as `param` for a 400) and the serde message.
+pub(crate) fn parse_json<T: DeserializeOwned>(
+    body: &[u8],
+    status: u16,
+    what: &str,
+) -> Result<T, TranslateError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
+    let value = match parsed {
+        Ok(v) => v,
+        Err(e) => {
+            let mut path = e.path().to_string();
+            // serde reports a missing member at its parent; name the member itself.
+            let missing = e
+                .inner()
+                .to_string()
+                .strip_prefix("missing field `")
+                .and_then(|r| r.split_once('`'))
+                .map(|(field, _)| field.to_string());
+            if let Some(field) = missing {
+                path = if path.is_empty() || path == "." {
+                    field
+                } else {
+                    format!("{path}.{field}")
+                };
+            }
+            // `param` names a member of the client's request; an upstream payload
+            // error only mentions the path in the message.
+            let param = if status >= 500 || path.is_empty() || path == "." {
+                None
+            } else {
+                Some(path.clone())
+            };
+            let inner = e.into_inner();
+            let message = if path.is_empty() || path == "." {
+                format!("invalid {what}: {inner}")
+            } else {
+                format!("invalid {what} at `{path}`: {inner}")
+            };
+            return Err(TranslateError {
+                status,
+                message,
+                param,
+            });
+        }
+    };
+    if let Err(e) = de.end() {
+        return Err(TranslateError {
+            status,
+            message: format!("invalid {what}: {e}"),
+            param: None,
+        });
+    }
+    Ok(value)
+}
+
+/// Serialises a wire value. Serialising these types cannot fail (string keys only);
+/// the error arm exists so no code path can panic.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, TranslateError> {
+    serde_json::to_vec(value)
+        .map_err(|e| TranslateError::bad_upstream(format!("cannot serialise translated body: {e}")))
+}

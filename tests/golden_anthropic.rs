@@ -1,0 +1,266 @@
+//! Golden tests for the OpenAI <-> Anthropic translation.
+//!
+//! Every directory under `tests/golden/anthropic/` is one case. Its `case.json` names
+//! the operation and its parameters; the input is `input.json`, `input.sse` or `input.txt` (raw bytes), the
+//! expected output `expected.json` (compared as JSON values), `expected.sse`
+//! (compared byte for byte) or `expected_error.json` (`{"status", "param"?}`), and
+//! optionally `expected_usage.json` (the returned `Usage`).
+//!
+//! Operations: `chat_request_to_messages` (upstream_model, default_max_tokens),
+//! `messages_response_to_chat` (model, created), `messages_stream_to_chat` (model,
+//! id_hint, created, include_usage), `messages_request_to_chat` (upstream_model,
+//! max_tokens_field?), `chat_response_to_messages` (model), `chat_stream_to_messages`
+//! (model, id_hint), `anthropic_error_to_openai` and `openai_error_to_anthropic` (status).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use llm_gateway::translate::anthropic::{self as t, MaxTokensField};
+use llm_gateway::translate::sse::SseParser;
+use llm_gateway::translate::TranslateError;
+use llm_gateway::usage::Usage;
+use serde_json::Value;
+
+fn read(dir: &Path, name: &str) -> Option<Vec<u8>> {
+    fs::read(dir.join(name)).ok()
+}
+
+fn json_file(dir: &Path, name: &str) -> Option<Value> {
+    read(dir, name).map(|b| {
+        serde_json::from_slice(&b).unwrap_or_else(|e| panic!("{}/{name}: {e}", dir.display()))
+    })
+}
+
+fn param_str(case: &Value, key: &str) -> String {
+    case.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("case.json needs string `{key}`"))
+        .to_string()
+}
+
+fn param_u64(case: &Value, key: &str) -> u64 {
+    case.get(key)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("case.json needs number `{key}`"))
+}
+
+fn usage_json(u: &Usage) -> Value {
+    serde_json::json!({
+        "input": u.input, "output": u.output, "cached_input": u.cached_input,
+        "cache_creation_input": u.cache_creation_input, "reasoning": u.reasoning,
+        "estimated": u.estimated,
+    })
+}
+
+/// What an operation produced.
+enum Output {
+    Json(Vec<u8>, Option<Usage>),
+    Stream(Vec<u8>, Option<Usage>),
+    Error(TranslateError),
+}
+
+/// Feeds `input` to an SSE parser in chunks of `chunk` bytes, handing events to `f`.
+fn for_each_event(input: &[u8], chunk: usize, mut f: impl FnMut(&str, &str)) {
+    let mut parser = SseParser::new();
+    for piece in input.chunks(chunk.max(1)) {
+        parser.push(piece, &mut f);
+    }
+    parser.finish(&mut f);
+}
+
+fn run_stream(op: &str, case: &Value, input: &[u8], chunk: usize) -> Output {
+    let mut out = Vec::new();
+    match op {
+        "messages_stream_to_chat" => {
+            let mut s = t::MessagesToChatStream::new(
+                &param_str(case, "model"),
+                &param_str(case, "id_hint"),
+                param_u64(case, "created"),
+                case.get("include_usage")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            );
+            for_each_event(input, chunk, |e, d| s.on_event(e, d, &mut out));
+            s.finish(&mut out);
+            Output::Stream(out, s.usage())
+        }
+        "chat_stream_to_messages" => {
+            let mut s = t::ChatToMessagesStream::new(
+                &param_str(case, "model"),
+                &param_str(case, "id_hint"),
+            );
+            for_each_event(input, chunk, |_, d| s.on_event(d, &mut out));
+            s.finish(&mut out);
+            Output::Stream(out, s.usage())
+        }
+        _ => unreachable!(),
+    }
+}
+
+fn run(dir: &Path, case: &Value) -> Output {
+    let op = param_str(case, "op");
+    let input = read(dir, "input.json")
+        .or_else(|| read(dir, "input.sse"))
+        .or_else(|| read(dir, "input.txt"))
+        .unwrap_or_else(|| panic!("{}: no input.json, input.sse or input.txt", dir.display()));
+    let json = |r: Result<Vec<u8>, TranslateError>| match r {
+        Ok(b) => Output::Json(b, None),
+        Err(e) => Output::Error(e),
+    };
+    let json_usage = |r: Result<(Vec<u8>, Usage), TranslateError>| match r {
+        Ok((b, u)) => Output::Json(b, Some(u)),
+        Err(e) => Output::Error(e),
+    };
+    match op.as_str() {
+        "chat_request_to_messages" => json(t::chat_request_to_messages(
+            &input,
+            &param_str(case, "upstream_model"),
+            u32::try_from(param_u64(case, "default_max_tokens")).unwrap(),
+        )),
+        "messages_response_to_chat" => json_usage(t::messages_response_to_chat(
+            &input,
+            &param_str(case, "model"),
+            param_u64(case, "created"),
+        )),
+        "messages_request_to_chat" => {
+            let field = match case.get("max_tokens_field").and_then(Value::as_str) {
+                None | Some("max_completion_tokens") => MaxTokensField::MaxCompletionTokens,
+                Some("max_tokens") => MaxTokensField::MaxTokens,
+                Some(other) => panic!("unknown max_tokens_field {other}"),
+            };
+            json(t::messages_request_to_chat_with(
+                &input,
+                &param_str(case, "upstream_model"),
+                field,
+            ))
+        }
+        "chat_response_to_messages" => json_usage(t::chat_response_to_messages(
+            &input,
+            &param_str(case, "model"),
+        )),
+        "anthropic_error_to_openai" => Output::Json(
+            t::anthropic_error_to_openai(param_u64(case, "status") as u16, &input),
+            None,
+        ),
+        "openai_error_to_anthropic" => Output::Json(
+            t::openai_error_to_anthropic(param_u64(case, "status") as u16, &input),
+            None,
+        ),
+        "messages_stream_to_chat" | "chat_stream_to_messages" => {
+            let whole = run_stream(&op, case, &input, usize::MAX);
+            // The translation must not depend on how the upstream body was chunked.
+            if let Output::Stream(expected, _) = &whole {
+                for chunk in [1, 2, 3, 7, 64] {
+                    if let Output::Stream(got, _) = run_stream(&op, case, &input, chunk) {
+                        assert!(
+                            &got == expected,
+                            "{}: output differs when input is fed in {chunk}-byte chunks",
+                            dir.display()
+                        );
+                    }
+                }
+            }
+            whole
+        }
+        other => panic!("{}: unknown op `{other}`", dir.display()),
+    }
+}
+
+/// Checks one case; returns a description of each mismatch.
+fn check(dir: &Path) -> Vec<String> {
+    let name = dir.display().to_string();
+    let case = json_file(dir, "case.json").unwrap_or_else(|| panic!("{name}: no case.json"));
+    let mut failures = Vec::new();
+    let output = run(dir, &case);
+    let usage = match output {
+        Output::Error(e) => {
+            match json_file(dir, "expected_error.json") {
+                Some(exp) => {
+                    let got = serde_json::json!({"status": e.status, "param": e.param});
+                    let want = serde_json::json!({
+                        "status": exp.get("status").cloned().unwrap_or(Value::Null),
+                        "param": exp.get("param").cloned().unwrap_or(Value::Null),
+                    });
+                    if got != want {
+                        failures.push(format!("{name}: error {got} != expected {want} ({e})"));
+                    }
+                }
+                None => failures.push(format!("{name}: unexpected error: {e}")),
+            }
+            return failures;
+        }
+        Output::Json(bytes, usage) => {
+            let got: Value = match serde_json::from_slice(&bytes) {
+                Ok(v) => v,
+                Err(e) => {
+                    failures.push(format!("{name}: output is not JSON: {e}"));
+                    return failures;
+                }
+            };
+            match json_file(dir, "expected.json") {
+                Some(want) if want == got => {}
+                Some(want) => failures.push(format!(
+                    "{name}: JSON mismatch\n--- expected\n{}\n--- got\n{}",
+                    serde_json::to_string_pretty(&want).unwrap(),
+                    serde_json::to_string_pretty(&got).unwrap()
+                )),
+                None => failures.push(format!(
+                    "{name}: no expected.json; output was\n{}",
+                    serde_json::to_string_pretty(&got).unwrap()
+                )),
+            }
+            usage
+        }
+        Output::Stream(bytes, usage) => {
+            let got = String::from_utf8_lossy(&bytes).into_owned();
+            match read(dir, "expected.sse") {
+                Some(want) if want == bytes => {}
+                Some(want) => failures.push(format!(
+                    "{name}: stream mismatch\n--- expected\n{}\n--- got\n{got}",
+                    String::from_utf8_lossy(&want)
+                )),
+                None => failures.push(format!("{name}: no expected.sse; output was\n{got}")),
+            }
+            usage
+        }
+    };
+    if let Some(want) = json_file(dir, "expected_usage.json") {
+        let got = usage.as_ref().map(usage_json).unwrap_or(Value::Null);
+        if got != want {
+            failures.push(format!("{name}: usage {got} != expected {want}"));
+        }
+    }
+    if json_file(dir, "expected_error.json").is_some() {
+        failures.push(format!("{name}: expected an error, got output"));
+    }
+    failures
+}
+
+fn case_dirs() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/anthropic");
+    let mut dirs: Vec<PathBuf> = fs::read_dir(&root)
+        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn golden_anthropic_cases() {
+    let dirs = case_dirs();
+    assert!(
+        dirs.len() >= 30,
+        "expected the golden cases, found {}",
+        dirs.len()
+    );
+    let failures: Vec<String> = dirs.iter().flat_map(|d| check(d)).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} golden cases failed:\n\n{}",
+        failures.len(),
+        dirs.len(),
+        failures.join("\n\n")
+    );
+}
