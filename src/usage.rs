@@ -131,7 +131,10 @@ mod tests {
         let body = br#"{"usage":{"input_tokens":5,"output_tokens":7,"total_tokens":12,
             "input_tokens_details":{"cached_tokens":1},"output_tokens_details":{"reasoning_tokens":2}}}"#;
         let u = from_openai_json(body).unwrap();
-        assert_eq!((u.input, u.output, u.cached_input, u.reasoning), (5, 7, 1, 2));
+        assert_eq!(
+            (u.input, u.output, u.cached_input, u.reasoning),
+            (5, 7, 1, 2)
+        );
     }
 
     #[test]
