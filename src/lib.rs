@@ -5,11 +5,14 @@
 
 pub mod config;
 pub mod errors;
+pub mod estimate;
 pub mod gateway;
 pub mod host;
 pub mod metrics;
 pub mod request;
 pub mod routing;
+pub mod sse;
+pub mod stream;
 pub mod translate;
 pub mod usage;
 pub mod wire;
