@@ -133,6 +133,27 @@ impl GatewayError {
     }
 }
 
+/// The error type of a provider error body (`{"error":{"code"|"type":…}}`, OpenAI and
+/// Anthropic shapes): the `code` when it is a string, else the `type`.
+pub fn upstream_error_type(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        #[serde(default)]
+        code: Option<serde_json::Value>,
+        #[serde(default, rename = "type")]
+        kind: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Outer {
+        error: Inner,
+    }
+    let o: Outer = serde_json::from_slice(body).ok()?;
+    match o.error.code {
+        Some(serde_json::Value::String(c)) if !c.is_empty() => Some(c),
+        _ => o.error.kind.filter(|k| !k.is_empty()),
+    }
+}
+
 /// Cuts client-controlled text echoed in messages to a bounded length (on a char boundary).
 pub fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
@@ -168,6 +189,24 @@ mod tests {
         assert!(e.message.contains("OPENAI_API_KEY"));
         let v: Value = serde_json::from_slice(&e.body()).unwrap();
         assert_eq!(v["error"]["param"], Value::Null);
+    }
+
+    #[test]
+    fn upstream_error_types() {
+        let t = |b: &str| upstream_error_type(b.as_bytes());
+        assert_eq!(
+            t(r#"{"error":{"code":"rate_limit_exceeded","type":"requests"}}"#).as_deref(),
+            Some("rate_limit_exceeded")
+        );
+        assert_eq!(
+            t(r#"{"error":{"code":null,"type":"server_error"}}"#).as_deref(),
+            Some("server_error")
+        );
+        assert_eq!(
+            t(r#"{"type":"error","error":{"type":"overloaded_error","message":"x"}}"#).as_deref(),
+            Some("overloaded_error")
+        );
+        assert_eq!(t("nope"), None);
     }
 
     #[test]

@@ -105,6 +105,7 @@ impl HttpContext for Filter {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.host.response_body_size = body_size;
         action(
             self.flow
                 .on_response_body(&mut self.host, body_size, end_of_stream),
@@ -119,6 +120,7 @@ impl HttpContext for Filter {
 #[derive(Default)]
 struct EnvoyHost {
     request_body_size: usize,
+    response_body_size: usize,
 }
 
 impl Host for EnvoyHost {
@@ -199,5 +201,19 @@ impl BodyHost for EnvoyHost {
         hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
             .ok()
             .flatten()
+    }
+
+    fn remove_response_header(&mut self, name: &str) {
+        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, None);
+    }
+
+    fn replace_response_body(&mut self, body: &[u8]) {
+        let _ = hostcalls::set_buffer(
+            BufferType::HttpResponseBody,
+            0,
+            self.response_body_size,
+            body,
+        );
+        self.response_body_size = body.len();
     }
 }

@@ -5,10 +5,12 @@
 
 use crate::config::{Config, Provider, ProviderType};
 use crate::errors::GatewayError;
+use crate::estimate;
 use crate::host::BodyHost;
-use crate::metrics::{Metrics, RequestLabels};
+use crate::metrics::{Metrics, Outcome, RequestLabels};
 use crate::request::{self, Endpoint};
-use crate::usage::{self, Usage};
+use crate::response::ResponseTap;
+use crate::usage::Usage;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -52,9 +54,13 @@ pub struct RequestFlow {
     endpoint: Option<Endpoint>,
     route: Option<Route>,
     status: Option<u32>,
-    collect_response: bool,
-    response: Vec<u8>,
-    response_overflow: bool,
+    /// The gateway added `stream_options.include_usage`; the usage chunk is not the client's.
+    injected_usage: bool,
+    /// Estimated prompt tokens (streams), for when the provider never reports usage.
+    input_estimate: Option<u64>,
+    tap: ResponseTap,
+    response_complete: bool,
+    first_content_ns: Option<u64>,
     usage: Option<Usage>,
     logged: bool,
 }
@@ -68,9 +74,11 @@ impl RequestFlow {
             endpoint: None,
             route: None,
             status: None,
-            collect_response: false,
-            response: Vec::new(),
-            response_overflow: false,
+            injected_usage: false,
+            input_estimate: None,
+            tap: ResponseTap::Ignore,
+            response_complete: false,
+            first_content_ns: None,
             usage: None,
             logged: false,
         }
@@ -169,13 +177,23 @@ impl RequestFlow {
             return Err(GatewayError::provider_key_missing(&provider.name, var));
         }
 
-        if resolved.upstream_model != info.model {
-            let new_body = request::rewrite_model(body, &info, &resolved.upstream_model);
+        // Streams report usage only when asked: ask on the client's behalf, and remove
+        // the usage-only chunk from what the client receives.
+        let inject_usage = info.stream && endpoint.streams_usage() && !info.include_usage;
+        let rw = request::Rewrite {
+            model: Some(&resolved.upstream_model),
+            include_usage: inject_usage,
+        };
+        if let Some(new_body) = request::rewrite(body, &info, &rw) {
             host.replace_request_body(&new_body);
             host.set_request_header("content-length", &new_body.len().to_string());
         }
         set_upstream_headers(host, &config, provider, endpoint);
 
+        self.injected_usage = inject_usage;
+        if info.stream {
+            self.input_estimate = Some(estimate::estimate_request_input_tokens(body));
+        }
         host.set_attribute(attr::PROVIDER, provider.name.as_bytes());
         host.set_attribute(attr::MODEL, resolved.upstream_model.as_bytes());
         host.set_attribute(attr::REQUESTED_MODEL, info.model.as_bytes());
@@ -194,11 +212,18 @@ impl RequestFlow {
         self.status = host
             .response_header(":status")
             .and_then(|s| s.trim().parse().ok());
-        let json = host
-            .response_header("content-type")
-            .map(|ct| ct.to_ascii_lowercase().contains("json"))
-            .unwrap_or(false);
-        self.collect_response = json && !end_of_stream;
+        let content_type = host.response_header("content-type").unwrap_or_default();
+        self.tap = ResponseTap::for_response(
+            &content_type,
+            self.injected_usage,
+            self.config.max_response_bytes,
+        );
+        if self.tap.edits_chunks() {
+            host.remove_response_header("content-length");
+        }
+        if end_of_stream {
+            self.finish_response(host);
+        }
         Flow::Continue
     }
 
@@ -208,15 +233,21 @@ impl RequestFlow {
         body_size: usize,
         end_of_stream: bool,
     ) -> Flow {
-        if !self.collect_response {
+        if self.route.is_none() || self.response_complete {
             return Flow::Continue;
         }
-        if !self.response_overflow && body_size > 0 {
-            if (self.response.len() + body_size) as u64 > self.config.max_response_bytes {
-                self.response_overflow = true;
-                self.response = Vec::new();
-            } else if let Some(chunk) = host.response_body(body_size) {
-                self.response.extend_from_slice(&chunk);
+        if self.tap.wants_chunks() {
+            let chunk = if body_size > 0 {
+                host.response_body(body_size).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let result = self.tap.on_chunk(&chunk, end_of_stream);
+            if result.first_content && self.first_content_ns.is_none() {
+                self.first_content_ns = Some(host.now_ns());
+            }
+            if let Some(bytes) = result.replace {
+                host.replace_response_body(&bytes);
             }
         }
         if end_of_stream {
@@ -225,12 +256,24 @@ impl RequestFlow {
         Flow::Continue
     }
 
-    fn finish_response(&mut self, host: &mut dyn BodyHost) {
-        self.collect_response = false;
-        if !self.response.is_empty() {
-            self.usage = usage::from_openai_json(&self.response);
+    /// Usage as reported, or estimated for a stream that never reported it.
+    fn final_usage(&self) -> Option<Usage> {
+        if let Some(u) = self.tap.usage() {
+            return Some(u);
         }
-        self.response = Vec::new();
+        let input = self.input_estimate?;
+        let output = self.tap.estimated_output().unwrap_or(0);
+        Some(Usage {
+            input,
+            output,
+            estimated: true,
+            ..Usage::default()
+        })
+    }
+
+    fn finish_response(&mut self, host: &mut dyn BodyHost) {
+        self.response_complete = true;
+        self.usage = self.final_usage();
         if let Some(u) = &self.usage {
             host.set_attribute(attr::INPUT_TOKENS, u.input.to_string().as_bytes());
             host.set_attribute(attr::OUTPUT_TOKENS, u.output.to_string().as_bytes());
@@ -255,26 +298,38 @@ impl RequestFlow {
         let Some(route) = &self.route else {
             return;
         };
-        if self.collect_response {
-            // The response never completed; read what usage the partial body has.
-            self.usage = usage::from_openai_json(&self.response);
+        if !self.response_complete {
+            // Reset, client gone or stream cut: account for what is known.
+            self.usage = self.final_usage();
         }
         let Some(provider) = self.config.provider(route.provider) else {
             return;
         };
-        let duration_ms = host.now_ns().saturating_sub(self.started_ns) / 1_000_000;
+        let now = host.now_ns();
+        let ms = |ns: u64| ns / 1_000_000;
+        let upstream_error = match self.status {
+            Some(s) if s >= 400 => {
+                Some(self.tap.error_type().unwrap_or_else(|| format!("http_{s}")))
+            }
+            _ => self.tap.error_type(),
+        };
+        let outcome = Outcome {
+            status: self.status,
+            duration_ms: ms(now.saturating_sub(self.started_ns)),
+            ttft_ms: self
+                .first_content_ns
+                .map(|t| ms(t.saturating_sub(self.started_ns))),
+            usage: self.usage,
+            upstream_error,
+        };
         let labels = RequestLabels {
             provider: &provider.name,
             model: &route.upstream_model,
             operation: route.endpoint.operation(),
         };
-        self.metrics.borrow_mut().record_request(
-            host,
-            &labels,
-            self.status,
-            duration_ms,
-            self.usage.as_ref(),
-        );
+        self.metrics
+            .borrow_mut()
+            .record_request(host, &labels, &outcome);
     }
 }
 
@@ -582,7 +637,7 @@ mod tests {
             1
         );
         assert_eq!(
-            host.histograms[&format!("llm_gateway_request_duration_ms;{base};operation=chat")],
+            host.histograms[&format!("gen_ai_server_request_duration_ms;{base};operation=chat")],
             vec![250]
         );
         assert_eq!(host.attributes[attr::TOTAL_TOKENS], b"16");

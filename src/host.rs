@@ -36,6 +36,9 @@ pub trait BodyHost: Host {
     /// The current response body chunk (first `len` bytes).
     fn response_body(&self, len: usize) -> Option<Vec<u8>>;
     fn response_header(&self, name: &str) -> Option<String>;
+    fn remove_response_header(&mut self, name: &str);
+    /// Replaces the current response body chunk.
+    fn replace_response_body(&mut self, body: &[u8]);
 }
 
 /// An in-memory host for unit tests of the request logic.
@@ -138,6 +141,12 @@ pub mod fake {
         }
         fn response_header(&self, name: &str) -> Option<String> {
             self.response_headers.get(name).cloned()
+        }
+        fn remove_response_header(&mut self, name: &str) {
+            self.response_headers.remove(name);
+        }
+        fn replace_response_body(&mut self, body: &[u8]) {
+            self.response_chunk = body.to_vec();
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod host;
 pub mod metrics;
 pub mod request;
+pub mod response;
 pub mod routing;
 pub mod sse;
 pub mod stream;

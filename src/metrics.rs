@@ -11,8 +11,16 @@ use std::collections::HashMap;
 
 pub const REQUESTS: &str = "llm_gateway_requests_total";
 pub const TOKENS: &str = "llm_gateway_tokens_total";
-pub const DURATION: &str = "llm_gateway_request_duration_ms";
 pub const REJECTED: &str = "llm_gateway_rejected_total";
+pub const UPSTREAM_ERRORS: &str = "llm_gateway_upstream_errors_total";
+// Histograms named after the OpenTelemetry GenAI metrics, with the unit in the name
+// (Envoy histograms hold integers): gen_ai.server.request.duration,
+// gen_ai.server.time_to_first_token, gen_ai.server.time_per_output_token,
+// gen_ai.client.token.usage.
+pub const DURATION: &str = "gen_ai_server_request_duration_ms";
+pub const TTFT: &str = "gen_ai_server_time_to_first_token_ms";
+pub const TPOT: &str = "gen_ai_server_time_per_output_token_us";
+pub const TOKEN_USAGE: &str = "gen_ai_client_token_usage";
 
 /// Every label name the filter uses, in the order they appear in names. Each needs a
 /// `stats_tags` entry `(;NAME=([^;]*))` in the Envoy config.
@@ -22,6 +30,7 @@ pub const LABELS: &[&str] = &[
     "operation",
     "status_class",
     "type",
+    "token_type",
     "estimated",
     "reason",
 ];
@@ -73,6 +82,32 @@ pub struct RequestLabels<'a> {
     pub operation: &'a str,
 }
 
+/// What one routed request measured, recorded when it ends.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    /// Response status; `None` when no response came (reset, client gone).
+    pub status: Option<u32>,
+    pub duration_ms: u64,
+    /// From request start to the first content delta (streams only).
+    pub ttft_ms: Option<u64>,
+    pub usage: Option<Usage>,
+    /// Error type reported by the provider (error body or mid-stream error event).
+    pub upstream_error: Option<String>,
+}
+
+impl Outcome {
+    /// Mean time per output token after the first, in microseconds.
+    pub fn time_per_output_token_us(&self) -> Option<u64> {
+        let ttft = self.ttft_ms?;
+        let out = self.usage.as_ref()?.output;
+        if out < 2 {
+            return None;
+        }
+        let after_first_us = self.duration_ms.saturating_sub(ttft).saturating_mul(1000);
+        Some(after_first_us / (out - 1))
+    }
+}
+
 impl Metrics {
     fn id(&mut self, host: &mut dyn Host, kind: MetricKind, name: String) -> Option<u32> {
         if let Some(id) = self.ids.get(&name) {
@@ -100,31 +135,40 @@ impl Metrics {
         }
     }
 
-    /// One routed request finished (or was reset).
-    pub fn record_request(
-        &mut self,
-        host: &mut dyn Host,
-        l: &RequestLabels<'_>,
-        status: Option<u32>,
-        duration_ms: u64,
-        usage: Option<&Usage>,
-    ) {
+    fn record(&mut self, host: &mut dyn Host, name: String, value: u64) {
+        if let Some(id) = self.id(host, MetricKind::Histogram, name) {
+            host.record_metric(id, value);
+        }
+    }
+
+    /// One routed request ended (completed, failed, reset or abandoned).
+    pub fn record_request(&mut self, host: &mut dyn Host, l: &RequestLabels<'_>, o: &Outcome) {
         let provider = label_value(l.provider);
         let model = self.model_label(l.model);
+        let pm = format!("provider={provider};model={model}");
         let op = l.operation;
-        let class = status_class(status);
+        let class = status_class(o.status);
         self.add(
             host,
-            format!(
-                "{REQUESTS};provider={provider};model={model};operation={op};status_class={class}"
-            ),
+            format!("{REQUESTS};{pm};operation={op};status_class={class}"),
             1,
         );
-        let name = format!("{DURATION};provider={provider};model={model};operation={op}");
-        if let Some(id) = self.id(host, MetricKind::Histogram, name) {
-            host.record_metric(id, duration_ms);
+        self.record(
+            host,
+            format!("{DURATION};{pm};operation={op}"),
+            o.duration_ms,
+        );
+        if let Some(ttft) = o.ttft_ms {
+            self.record(host, format!("{TTFT};{pm}"), ttft);
         }
-        if let Some(u) = usage {
+        if let Some(tpot) = o.time_per_output_token_us() {
+            self.record(host, format!("{TPOT};{pm}"), tpot);
+        }
+        if let Some(kind) = &o.upstream_error {
+            let kind = label_value(kind);
+            self.add(host, format!("{UPSTREAM_ERRORS};{pm};type={kind}"), 1);
+        }
+        if let Some(u) = &o.usage {
             let est = if u.estimated { "true" } else { "false" };
             for (kind, n) in [
                 ("input", u.input),
@@ -135,12 +179,20 @@ impl Metrics {
             ] {
                 self.add(
                     host,
-                    format!(
-                        "{TOKENS};provider={provider};model={model};type={kind};estimated={est}"
-                    ),
+                    format!("{TOKENS};{pm};type={kind};estimated={est}"),
                     n,
                 );
             }
+            self.record(
+                host,
+                format!("{TOKEN_USAGE};{pm};token_type=input"),
+                u.input,
+            );
+            self.record(
+                host,
+                format!("{TOKEN_USAGE};{pm};token_type=output"),
+                u.output,
+            );
         }
     }
 
@@ -169,6 +221,27 @@ mod tests {
         );
         assert_eq!(label_value(""), "unknown");
         assert_eq!(label_value(&"x".repeat(500)).len(), 80);
+    }
+
+    #[test]
+    fn time_per_output_token() {
+        let mut o = Outcome {
+            duration_ms: 1100,
+            ttft_ms: Some(100),
+            usage: Some(Usage {
+                output: 11,
+                ..Usage::default()
+            }),
+            ..Outcome::default()
+        };
+        assert_eq!(o.time_per_output_token_us(), Some(100_000));
+        o.usage = Some(Usage {
+            output: 1,
+            ..Usage::default()
+        });
+        assert_eq!(o.time_per_output_token_us(), None);
+        o.ttft_ms = None;
+        assert_eq!(o.time_per_output_token_us(), None);
     }
 
     #[test]

@@ -44,6 +44,11 @@ impl Endpoint {
         }
     }
 
+    /// Whether a streamed answer reports usage only with `stream_options.include_usage`.
+    pub fn streams_usage(self) -> bool {
+        matches!(self, Endpoint::ChatCompletions | Endpoint::Completions)
+    }
+
     /// Metric/attribute label.
     pub fn operation(self) -> &'static str {
         match self {
@@ -67,6 +72,19 @@ struct View<'a> {
     max_completion_tokens: Option<u64>,
     #[serde(default)]
     max_output_tokens: Option<u64>,
+    // Present-but-null must still be located, so null is not folded into `None`.
+    #[serde(borrow, default, deserialize_with = "present")]
+    stream_options: Option<&'a RawValue>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct StreamOptionsView {
+    #[serde(default)]
+    include_usage: Option<bool>,
 }
 
 /// What the gateway knows about one request body.
@@ -78,6 +96,12 @@ pub struct RequestInfo {
     pub stream: bool,
     /// `max_tokens`, `max_completion_tokens` or `max_output_tokens`, whichever is set.
     pub max_output_tokens: Option<u64>,
+    /// Byte span of the `stream_options` value, when the member is present.
+    pub stream_options_span: Option<Range<usize>>,
+    /// `stream_options.include_usage` as the client sent it.
+    pub include_usage: bool,
+    /// Offset just after the body's opening `{` (where members can be inserted).
+    pub insert_at: usize,
 }
 
 /// Parses a request body. Errors are client errors (400) in OpenAI format.
@@ -92,15 +116,35 @@ pub fn inspect(body: &[u8]) -> Result<RequestInfo, GatewayError> {
         Ok(m) if !m.is_empty() => m,
         _ => return Err(GatewayError::missing_model()),
     };
-    let start = (raw.get().as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
-    let end = start.wrapping_add(raw.get().len());
-    if end > body.len() || start > end {
-        // Cannot happen for a borrowed RawValue; refuse rather than corrupt the body.
-        return Err(GatewayError::invalid_json("model could not be located"));
-    }
+    let model_span = span_of(body, raw)?;
+    let (stream_options_span, include_usage) = match view.stream_options {
+        None => (None, false),
+        Some(raw) => {
+            let include = if raw.get() == "null" {
+                false
+            } else {
+                serde_json::from_str::<StreamOptionsView>(raw.get())
+                    .map_err(|e| {
+                        GatewayError::invalid_json(&format!("stream_options: {e}"))
+                            .with_param("stream_options")
+                    })?
+                    .include_usage
+                    .unwrap_or(false)
+            };
+            (Some(span_of(body, raw)?), include)
+        }
+    };
+    let insert_at = body
+        .iter()
+        .position(|b| *b == b'{')
+        .map(|p| p + 1)
+        .unwrap_or(0);
     Ok(RequestInfo {
         model,
-        model_span: start..end,
+        model_span,
+        stream_options_span,
+        include_usage,
+        insert_at,
         stream: view.stream.unwrap_or(false),
         max_output_tokens: view
             .max_completion_tokens
@@ -109,22 +153,80 @@ pub fn inspect(body: &[u8]) -> Result<RequestInfo, GatewayError> {
     })
 }
 
+/// Where a borrowed raw value sits in `body`.
+fn span_of(body: &[u8], raw: &RawValue) -> Result<Range<usize>, GatewayError> {
+    let start = (raw.get().as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+    let end = start.wrapping_add(raw.get().len());
+    if end > body.len() || start > end {
+        // Cannot happen for a borrowed RawValue; refuse rather than corrupt the body.
+        return Err(GatewayError::invalid_json("a member could not be located"));
+    }
+    Ok(start..end)
+}
+
 fn json_error(e: &serde_json::Error) -> GatewayError {
     let msg = e.to_string();
     // serde names the member for type errors ("invalid type: string \"x\", expected u64").
     GatewayError::invalid_json(&crate::errors::truncate(&msg, 300))
 }
 
+/// Changes to make to a request body.
+#[derive(Debug, Default)]
+pub struct Rewrite<'a> {
+    /// New value of `model`.
+    pub model: Option<&'a str>,
+    /// Make sure `stream_options.include_usage` is true.
+    pub include_usage: bool,
+}
+
+/// Applies `rw` by splicing; `None` when nothing changes (the body is sent as it is).
+pub fn rewrite(body: &[u8], info: &RequestInfo, rw: &Rewrite<'_>) -> Option<Vec<u8>> {
+    let mut splices: Vec<(Range<usize>, Vec<u8>)> = Vec::with_capacity(2);
+    if let Some(m) = rw.model {
+        if m != info.model {
+            let quoted = serde_json::to_vec(m).unwrap_or_else(|_| b"\"\"".to_vec());
+            splices.push((info.model_span.clone(), quoted));
+        }
+    }
+    if rw.include_usage && !info.include_usage {
+        match &info.stream_options_span {
+            None => splices.push((
+                info.insert_at..info.insert_at,
+                br#""stream_options":{"include_usage":true},"#.to_vec(),
+            )),
+            Some(span) => {
+                let raw = body.get(span.clone()).unwrap_or(b"null");
+                let mut opts: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_slice(raw).unwrap_or_default();
+                opts.insert("include_usage".into(), serde_json::Value::Bool(true));
+                let value = serde_json::to_vec(&opts).unwrap_or_default();
+                splices.push((span.clone(), value));
+            }
+        }
+    }
+    if splices.is_empty() {
+        return None;
+    }
+    splices.sort_by_key(|(r, _)| r.start);
+    let extra: usize = splices.iter().map(|(_, v)| v.len()).sum();
+    let mut out = Vec::with_capacity(body.len() + extra);
+    let mut pos = 0;
+    for (range, value) in &splices {
+        out.extend_from_slice(body.get(pos..range.start).unwrap_or(&[]));
+        out.extend_from_slice(value);
+        pos = range.end;
+    }
+    out.extend_from_slice(body.get(pos..).unwrap_or(&[]));
+    Some(out)
+}
+
 /// Returns the body with the `model` value replaced by `new_model`.
 pub fn rewrite_model(body: &[u8], info: &RequestInfo, new_model: &str) -> Vec<u8> {
-    let quoted = serde_json::to_string(new_model).unwrap_or_else(|_| "\"\"".to_string());
-    let head = body.get(..info.model_span.start).unwrap_or(&[]);
-    let tail = body.get(info.model_span.end..).unwrap_or(&[]);
-    let mut out = Vec::with_capacity(head.len() + quoted.len() + tail.len());
-    out.extend_from_slice(head);
-    out.extend_from_slice(quoted.as_bytes());
-    out.extend_from_slice(tail);
-    out
+    let rw = Rewrite {
+        model: Some(new_model),
+        include_usage: false,
+    };
+    rewrite(body, info, &rw).unwrap_or_else(|| body.to_vec())
 }
 
 #[cfg(test)]
@@ -215,6 +317,55 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    fn with_usage(body: &[u8]) -> Value {
+        let info = inspect(body).unwrap();
+        let rw = Rewrite {
+            model: Some("up"),
+            include_usage: true,
+        };
+        let out = rewrite(body, &info, &rw).unwrap();
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn include_usage_is_injected_in_every_shape() {
+        let v = with_usage(br#"{"model":"m","stream":true}"#);
+        assert_eq!(v["stream_options"]["include_usage"], true);
+        assert_eq!(v["model"], "up");
+        let v = with_usage(br#"{"stream_options":null,"model":"m","stream":true}"#);
+        assert_eq!(
+            v["stream_options"],
+            serde_json::json!({"include_usage": true})
+        );
+        let v = with_usage(br#"{"model":"m","stream_options":{"include_usage":false,"x":1}}"#);
+        assert_eq!(
+            v["stream_options"],
+            serde_json::json!({"include_usage": true, "x": 1})
+        );
+        let v = with_usage(b" \n {\"model\":\"m\"}");
+        assert_eq!(v["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn client_include_usage_is_kept_and_nothing_changes() {
+        let body = br#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#;
+        let info = inspect(body).unwrap();
+        assert!(info.include_usage);
+        let rw = Rewrite {
+            model: Some("m"),
+            include_usage: true,
+        };
+        assert_eq!(rewrite(body, &info, &rw), None);
+    }
+
+    #[test]
+    fn bad_stream_options_is_400() {
+        let e = inspect(br#"{"model":"m","stream_options":"yes"}"#).unwrap_err();
+        assert_eq!((e.status, e.param), (400, Some("stream_options")));
+        let e = inspect(br#"{"model":"m","stream_options":{"include_usage":1}}"#).unwrap_err();
+        assert_eq!(e.status, 400);
     }
 
     proptest::proptest! {

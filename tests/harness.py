@@ -362,3 +362,73 @@ def validate_config(cfg: dict) -> subprocess.CompletedProcess:
     p.write_text(json.dumps(cfg))
     return subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(p), "-l", "info"],
                           capture_output=True, text=True, cwd=str(ROOT), timeout=120)
+
+
+# --------------------------------------------------------------------------- streaming
+
+def openai_sse(model: str, pieces: list[str], usage: tuple[int, int] | None, include_usage: bool,
+               finish_reason: str = "stop") -> list[bytes]:
+    """The events of an OpenAI chat.completion.chunk stream, as OpenAI sends them: with
+    include_usage, every chunk has `"usage":null` and a final chunk with empty choices
+    carries the usage."""
+    def event(obj) -> bytes:
+        return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+
+    base = {"id": "chatcmpl-stream", "object": "chat.completion.chunk", "created": 1767225600,
+            "model": model, "system_fingerprint": "fp_mock"}
+    extra = {"usage": None} if include_usage else {}
+    out = [event({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                        "logprobs": None, "finish_reason": None}], **extra})]
+    for p in pieces:
+        out.append(event({**base, "choices": [{"index": 0, "delta": {"content": p}, "logprobs": None,
+                                                "finish_reason": None}], **extra}))
+    out.append(event({**base, "choices": [{"index": 0, "delta": {}, "logprobs": None,
+                                            "finish_reason": finish_reason}], **extra}))
+    if include_usage and usage:
+        p, c = usage
+        out.append(event({**base, "choices": [], "usage": {
+            "prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}}))
+    out.append(b"data: [DONE]\n\n")
+    return out
+
+
+def split_odd(events: list[bytes], delay: float, cut: int = 7) -> list[tuple[float, bytes]]:
+    """Sends the stream in writes that cut events at odd byte offsets (never on event
+    boundaries), each write `delay` seconds after the previous one."""
+    data = b"".join(events)
+    chunks, pos, step = [], 0, max(1, cut)
+    sizes = [step, 3 * step + 1, 11, 2 * step + 5]
+    i = 0
+    while pos < len(data):
+        n = sizes[i % len(sizes)] + len(data) // (len(events) + 1)
+        chunks.append((delay if i else 0.0, data[pos:pos + n]))
+        pos += n
+        i += 1
+    return chunks
+
+
+def stream_request(port: int, body: dict, headers: dict | None = None, read_chunks: int | None = None,
+                   timeout: float = 30):
+    """POSTs and reads the response incrementally. Returns (status, headers, [(t, bytes)]);
+    with read_chunks, closes the connection after that many reads (a client going away)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    h = {"content-type": "application/json"}
+    h.update(headers or {})
+    conn.request("POST", "/v1/chat/completions", body=json.dumps(body).encode(), headers=h)
+    resp = conn.getresponse()
+    got = []
+    while True:
+        if read_chunks is not None and len(got) >= read_chunks:
+            conn.sock.close()
+            break
+        data = resp.read1(65536) if hasattr(resp, "read1") else resp.read(1)
+        if not data:
+            break
+        got.append((time.time(), data))
+    status = resp.status
+    hdrs = {k.lower(): v for k, v in resp.getheaders()}
+    conn.close()
+    return status, hdrs, got

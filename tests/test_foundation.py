@@ -220,7 +220,7 @@ def test_usage_metrics_equal_what_the_provider_reported(gw, mock, mock2):
     assert gw.metric(m, estimated="true") == 0
     assert gw.metric("llm_gateway_requests_total", provider="alpha", model="gpt-4o-mini", operation="chat",
                      status_class="2xx") == 8
-    assert gw.wait_metric("llm_gateway_request_duration_ms_count", 4, provider="beta",
+    assert gw.wait_metric("gen_ai_server_request_duration_ms_count", 4, provider="beta",
                           model="llama-3.1-8b-instant") == 4
 
     # The same usage is in the access log through filter state.

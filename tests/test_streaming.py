@@ -1,0 +1,204 @@
+"""Streaming through the real filter: pass-through without buffering, exact usage with and
+without include_usage, estimates when usage never arrives, latency metrics, errors."""
+import json
+import threading
+import time
+
+import pytest
+
+from harness import Envoy, MockProvider, Reply, openai_sse, split_odd, stream_request
+
+KEY = "sk-stream-test-key"
+PIECES = ["Hel", "lo", ", wor", "ld", "! How", " can I", " help?"]
+USAGE = (17, 9)
+DELAY = 0.12
+
+
+class StreamingMock(MockProvider):
+    """Streams like OpenAI: the usage chunk only when the request asks for it."""
+
+    def __init__(self, send_usage: bool = True, tail: list[bytes] | None = None, status: int = 200):
+        super().__init__("stream", self.handle)
+        self.send_usage = send_usage
+        self.tail = tail
+        self.status = status
+        self.finished_at: list[float] = []
+
+    def render(self, model: str, include_usage: bool) -> bytes:
+        return b"".join(self.events(model, include_usage))
+
+    def events(self, model, include_usage):
+        ev = openai_sse(model, PIECES, USAGE if self.send_usage else None, include_usage)
+        if self.tail is not None:  # replace the ending ([DONE] and maybe usage) with `tail`
+            ev = ev[:1 + len(PIECES)] + self.tail
+        return ev
+
+    def handle(self, req):
+        body = req.json
+        if not body.get("stream"):
+            return Reply(400, {"error": {"message": "mock expects stream", "type": "invalid_request_error"}})
+        if self.status != 200:
+            return Reply(self.status, {"error": {"message": "Rate limit reached for requests",
+                                                 "type": "requests", "code": "rate_limit_exceeded"}})
+        include = bool((body.get("stream_options") or {}).get("include_usage"))
+        chunks = split_odd(self.events(body["model"], include), DELAY)
+        chunks.append((0.0, b""))
+        mock = self
+
+        class Timed(list):
+            def __iter__(self):
+                yield from list.__iter__(self)
+                mock.finished_at.append(time.time())
+        return Reply(200, headers={"content-type": "text/event-stream"}, chunks=Timed(chunks))
+
+
+def gateway(mock):
+    cfg = {"providers": [{"name": "openai", "type": "openai", "cluster": "up", "api_key_env": "OPENAI_API_KEY"}],
+           "models": [{"match": "*", "provider": "openai"}]}
+    return Envoy(cfg, {"up": mock.port}, env={"OPENAI_API_KEY": KEY})
+
+
+def chat(include_usage=None, model="gpt-4o-mini"):
+    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "Say hello to the world"}]}
+    if include_usage is not None:
+        body["stream_options"] = {"include_usage": include_usage}
+    return body
+
+
+@pytest.fixture
+def smock():
+    m = StreamingMock().start()
+    yield m
+    m.stop()
+
+
+def test_stream_without_include_usage_is_byte_identical_and_counted_exactly(smock):
+    with gateway(smock) as gw:
+        status, headers, got = stream_request(gw.port, chat())
+        assert status == 200
+        received = b"".join(d for _, d in got)
+        # The provider was asked for usage on the client's behalf ...
+        assert smock.requests[0].json["stream_options"] == {"include_usage": True}
+        # ... and the client sees exactly the stream it would have had without it.
+        assert received == smock.render("gpt-4o-mini", include_usage=False)
+        assert b'"usage"' not in received
+        # First chunk reached the client before the provider had finished.
+        assert got[0][0] < smock.finished_at[0] - DELAY
+        assert len(got) > 3
+        assert gw.wait_metric("llm_gateway_tokens_total", USAGE[0], provider="openai", type="input",
+                              estimated="false") == USAGE[0]
+        assert gw.metric("llm_gateway_tokens_total", type="output", estimated="false") == USAGE[1]
+        assert gw.metric("llm_gateway_tokens_total", estimated="true") == 0
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+def test_client_stream_options_are_respected(smock, include_usage):
+    with gateway(smock) as gw:
+        status, _, got = stream_request(gw.port, chat(include_usage=include_usage))
+        assert status == 200
+        received = b"".join(d for _, d in got)
+        assert received == smock.render("gpt-4o-mini", include_usage=include_usage)
+        assert smock.requests[0].json["stream_options"]["include_usage"] is True
+        assert gw.wait_metric("llm_gateway_tokens_total", USAGE[1], type="output", estimated="false") == USAGE[1]
+
+
+def test_latency_histograms(smock):
+    with gateway(smock) as gw:
+        for _ in range(2):
+            assert stream_request(gw.port, chat())[0] == 200
+        labels = dict(provider="openai", model="gpt-4o-mini")
+        assert gw.wait_metric("gen_ai_server_time_to_first_token_ms_count", 2, **labels) == 2
+        assert gw.wait_metric("gen_ai_server_time_per_output_token_us_count", 2, **labels) == 2
+        assert gw.wait_metric("gen_ai_server_request_duration_ms_count", 2, **labels) == 2
+        # TTFT is at least one provider delay (the first content chunk comes after it);
+        # the whole stream takes several.
+        ttft_sum = gw.metric("gen_ai_server_time_to_first_token_ms_sum", **labels)
+        dur_sum = gw.metric("gen_ai_server_request_duration_ms_sum", **labels)
+        assert ttft_sum >= 2 * DELAY * 1000 * 0.9
+        assert dur_sum > ttft_sum
+        assert gw.wait_metric("gen_ai_client_token_usage_count", 2, token_type="input", **labels) == 2
+
+
+def test_usage_never_sent_is_estimated(tmp_path):
+    m = StreamingMock(send_usage=False).start()
+    try:
+        with gateway(m) as gw:
+            status, _, got = stream_request(gw.port, chat())
+            assert status == 200
+            assert b"".join(d for _, d in got) == m.render("gpt-4o-mini", include_usage=False)
+            est_out = gw.wait_metric("llm_gateway_tokens_total", 1, type="output", estimated="true")
+            deadline = time.time() + 5
+            while est_out == 0 and time.time() < deadline:
+                time.sleep(0.2)
+                est_out = gw.metric("llm_gateway_tokens_total", type="output", estimated="true")
+            est_in = gw.metric("llm_gateway_tokens_total", type="input", estimated="true")
+            text = "".join(PIECES)
+            assert len(text) / 4 <= est_out <= len(text)
+            assert est_in >= len("Say hello to the world") / 4
+            assert gw.metric("llm_gateway_tokens_total", estimated="false") == 0
+    finally:
+        m.stop()
+
+
+def test_client_disconnect_mid_stream_still_records_estimated_usage(smock):
+    with gateway(smock) as gw:
+        status, _, got = stream_request(gw.port, chat(), read_chunks=1)
+        assert status == 200
+        deadline = time.time() + 10
+        value = 0
+        while value == 0 and time.time() < deadline:
+            time.sleep(0.2)
+            value = gw.metric("llm_gateway_tokens_total", type="input", estimated="true")
+        assert value > 0
+        assert gw.metric("llm_gateway_requests_total", provider="openai") == 1
+
+
+def test_mid_stream_error_event_is_passed_through_and_counted():
+    err = b'data: {"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}\n\n'
+    m = StreamingMock(tail=[err]).start()
+    try:
+        with gateway(m) as gw:
+            status, _, got = stream_request(gw.port, chat())
+            received = b"".join(d for _, d in got)
+            assert status == 200
+            assert received.endswith(err)
+            assert gw.wait_metric("llm_gateway_upstream_errors_total", 1, provider="openai",
+                                  type="server_error") == 1
+    finally:
+        m.stop()
+
+
+def test_non_200_before_streaming_is_passed_through_and_counted():
+    m = StreamingMock(status=429).start()
+    try:
+        with gateway(m) as gw:
+            status, _, got = stream_request(gw.port, chat())
+            assert status == 429
+            assert json.loads(b"".join(d for _, d in got))["error"]["code"] == "rate_limit_exceeded"
+            assert gw.wait_metric("llm_gateway_upstream_errors_total", 1, provider="openai",
+                                  type="rate_limit_exceeded") == 1
+            assert gw.metric("llm_gateway_requests_total", status_class="4xx") == 1
+    finally:
+        m.stop()
+
+
+@pytest.mark.parametrize("include_usage", [None, True])
+def test_openai_sdk_streams_every_delta(smock, include_usage):
+    from openai import OpenAI
+    with gateway(smock) as gw:
+        client = OpenAI(base_url=f"http://127.0.0.1:{gw.port}/v1", api_key="sk-client", max_retries=0)
+        kwargs = {"stream_options": {"include_usage": True}} if include_usage else {}
+        stream = client.chat.completions.create(model="gpt-4o-mini", stream=True,
+                                                messages=[{"role": "user", "content": "hi"}], **kwargs)
+        deltas, usage = [], None
+        for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                deltas.append(chunk.choices[0].delta.content)
+            if chunk.usage:
+                usage = chunk.usage
+        assert deltas == PIECES
+        if include_usage:
+            assert (usage.prompt_tokens, usage.completion_tokens) == USAGE
+        else:
+            assert usage is None
+        assert gw.wait_metric("llm_gateway_tokens_total", USAGE[0], type="input", estimated="false") == USAGE[0]
