@@ -2,6 +2,18 @@
 //!
 //! Host-free logic lives in plain modules; `filter` (compiled for wasm32 only) is the one
 //! module that calls proxy-wasm host functions, through the traits in `host`.
+//!
+//! A panic aborts the whole Wasm VM (every request on that Envoy worker fails), so
+//! outside tests the crate denies everything that can panic on bad input.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod config;
 pub mod errors;

@@ -15,8 +15,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use llm_gateway::sse::SseParser;
 use llm_gateway::translate::anthropic::{self as t, MaxTokensField};
-use llm_gateway::translate::sse::SseParser;
 use llm_gateway::translate::TranslateError;
 use llm_gateway::usage::Usage;
 use serde_json::Value;
@@ -62,10 +62,16 @@ enum Output {
 /// Feeds `input` to an SSE parser in chunks of `chunk` bytes, handing events to `f`.
 fn for_each_event(input: &[u8], chunk: usize, mut f: impl FnMut(&str, &str)) {
     let mut parser = SseParser::new();
+    let mut on_event = |ev: &llm_gateway::sse::SseEvent<'_>| {
+        // Comment-only blocks and blank lines carry no event for the translators.
+        if !ev.event.is_empty() || !ev.data.is_empty() {
+            f(ev.event, ev.data)
+        }
+    };
     for piece in input.chunks(chunk.max(1)) {
-        parser.push(piece, &mut f);
+        parser.feed(piece, &mut on_event);
     }
-    parser.finish(&mut f);
+    parser.finish(&mut on_event);
 }
 
 fn run_stream(op: &str, case: &Value, input: &[u8], chunk: usize) -> Output {

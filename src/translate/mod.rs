@@ -2,19 +2,7 @@
 //!
 //! Every function takes and returns bytes; malformed input yields a
 //! [`TranslateError`], never a panic (a panic aborts the Envoy worker's VM).
-
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
-
 pub mod anthropic;
-pub mod sse;
 
 use serde::de::DeserializeOwned;
 use serde_json::json;
