@@ -39,15 +39,35 @@ pub struct RawConfig {
 pub enum ProviderType {
     /// OpenAI and every OpenAI-compatible server (OpenRouter, Groq, Mistral, vLLM, Ollama…).
     Openai,
+    /// Anthropic Messages API (`/v1/messages`, `x-api-key`, `anthropic-version`).
+    Anthropic,
+    /// Azure OpenAI (`/openai/deployments/{deployment}/…?api-version=…`, `api-key`).
+    AzureOpenai,
 }
 
 impl ProviderType {
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderType::Openai => "openai",
+            ProviderType::Anthropic => "anthropic",
+            ProviderType::AzureOpenai => "azure_openai",
+        }
+    }
+
+    fn default_path_prefix(self) -> &'static str {
+        match self {
+            ProviderType::Openai | ProviderType::Anthropic => "/v1",
+            ProviderType::AzureOpenai => "/openai",
         }
     }
 }
+
+/// Default `anthropic-version` header sent to Anthropic.
+pub const DEFAULT_ANTHROPIC_VERSION: &str = "2023-06-01";
+/// Default `max_tokens` for Anthropic when an OpenAI client sets none (Anthropic requires it).
+pub const DEFAULT_ANTHROPIC_MAX_TOKENS: u32 = 4096;
+/// Default Azure OpenAI `api-version`.
+pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -61,8 +81,9 @@ pub struct ProviderConfig {
     #[serde(default)]
     pub host: Option<String>,
     /// Path prefix that replaces the client's `/v1` (e.g. `/v1`, `/openai/v1`, `/api/v1`).
-    #[serde(default = "default_path_prefix")]
-    pub path_prefix: String,
+    /// Default: `/v1`, or `/openai` for `azure_openai`.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
     /// Environment variable (of the Wasm VM, see `vm_config.environment_variables`)
     /// holding the provider API key. No key is sent when absent.
     #[serde(default)]
@@ -72,10 +93,20 @@ pub struct ProviderConfig {
     /// rule (e.g. a demo catch-all) serves the model.
     #[serde(default)]
     pub optional: bool,
-}
-
-fn default_path_prefix() -> String {
-    "/v1".to_string()
+    /// `anthropic` only: the `anthropic-version` header (default `2023-06-01`). Anthropic
+    /// clients' own header is passed on when they call an Anthropic provider natively.
+    #[serde(default)]
+    pub anthropic_version: Option<String>,
+    /// `anthropic` only: `max_tokens` sent when an OpenAI client sets none (default 4096).
+    #[serde(default)]
+    pub default_max_tokens: Option<u32>,
+    /// `azure_openai` only: the `api-version` query parameter (default `2024-10-21`).
+    #[serde(default)]
+    pub api_version: Option<String>,
+    /// `azure_openai` only: upstream model → deployment name. A model not listed is used
+    /// as the deployment name.
+    #[serde(default)]
+    pub deployments: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +160,20 @@ pub struct Provider {
     pub api_key_env: Option<String>,
     /// `Some` when the key variable is set; never logged or printed.
     pub api_key: Option<String>,
+    pub anthropic_version: String,
+    pub default_max_tokens: u32,
+    pub api_version: String,
+    pub deployments: HashMap<String, String>,
+}
+
+impl Provider {
+    /// Azure deployment serving `model`.
+    pub fn deployment<'a>(&'a self, model: &'a str) -> &'a str {
+        self.deployments
+            .get(model)
+            .map(String::as_str)
+            .unwrap_or(model)
+    }
 }
 
 impl fmt::Debug for Provider {
@@ -199,12 +244,17 @@ impl Config {
             if let Some(h) = &p.host {
                 check_token(h, &at("host"))?;
             }
-            if !p.path_prefix.is_empty() && !p.path_prefix.starts_with('/') {
+            let path_prefix = p
+                .path_prefix
+                .clone()
+                .unwrap_or_else(|| p.kind.default_path_prefix().to_string());
+            if !path_prefix.is_empty() && !path_prefix.starts_with('/') {
                 return Err(err(at("path_prefix"), "must be empty or start with '/'"));
             }
-            if p.path_prefix.ends_with('/') {
+            if path_prefix.ends_with('/') {
                 return Err(err(at("path_prefix"), "must not end with '/'"));
             }
+            check_type_options(p, &at)?;
             if let Some(var) = &p.api_key_env {
                 check_token(var, &at("api_key_env"))?;
             } else if p.optional {
@@ -235,9 +285,24 @@ impl Config {
                 kind: p.kind,
                 cluster: p.cluster.clone(),
                 host: p.host.clone(),
-                path_prefix: p.path_prefix.clone(),
+                path_prefix,
                 api_key_env: p.api_key_env.clone(),
                 api_key,
+                anthropic_version: p
+                    .anthropic_version
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_ANTHROPIC_VERSION.to_string()),
+                default_max_tokens: p.default_max_tokens.unwrap_or(DEFAULT_ANTHROPIC_MAX_TOKENS),
+                api_version: p
+                    .api_version
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_AZURE_API_VERSION.to_string()),
+                deployments: p
+                    .deployments
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
             });
         }
         for (i, m) in raw.models.iter().enumerate() {
@@ -298,6 +363,70 @@ impl Config {
     pub fn provider(&self, index: usize) -> Option<&Provider> {
         self.providers.get(index)
     }
+}
+
+/// Type-specific fields are only accepted on their provider type.
+fn check_type_options(p: &ProviderConfig, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    let only = |field: &str, present: bool, kind: ProviderType| -> Result<(), ConfigError> {
+        if present && p.kind != kind {
+            return Err(err(
+                at(field),
+                format!("only allowed for type {:?}", kind.as_str()),
+            ));
+        }
+        Ok(())
+    };
+    only(
+        "anthropic_version",
+        p.anthropic_version.is_some(),
+        ProviderType::Anthropic,
+    )?;
+    only(
+        "default_max_tokens",
+        p.default_max_tokens.is_some(),
+        ProviderType::Anthropic,
+    )?;
+    only(
+        "api_version",
+        p.api_version.is_some(),
+        ProviderType::AzureOpenai,
+    )?;
+    only(
+        "deployments",
+        p.deployments.is_some(),
+        ProviderType::AzureOpenai,
+    )?;
+    if let Some(v) = &p.anthropic_version {
+        check_token(v, &at("anthropic_version"))?;
+    }
+    if p.default_max_tokens == Some(0) {
+        return Err(err(at("default_max_tokens"), "must be greater than 0"));
+    }
+    if let Some(v) = &p.api_version {
+        if v.is_empty()
+            || !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Err(err(
+                at("api_version"),
+                "must be a version such as 2024-10-21",
+            ));
+        }
+    }
+    for (model, dep) in p.deployments.iter().flatten() {
+        if dep.is_empty()
+            || !dep
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            return Err(err(
+                format!("{}.{model}", at("deployments")),
+                "a deployment name may only contain letters, digits, '-', '_' and '.'",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_token(value: &str, path: &str) -> Result<(), ConfigError> {
@@ -383,6 +512,11 @@ mod tests {
     #[test]
     fn wrong_type_names_its_path() {
         let e = parse(r#"{"providers":[{"name":"a","type":"openai","cluster":"c"},{"name":"b","type":"nope","cluster":"c"}]}"#).unwrap_err();
+        assert!(
+            e.message.contains("anthropic") && e.message.contains("azure_openai"),
+            "{}",
+            e.message
+        );
         assert_eq!(e.path, "providers[1].type");
         let e = parse(r#"{"providers":[{"name":"a","type":"openai","cluster":"c"}],"max_request_bytes":"big"}"#).unwrap_err();
         assert_eq!(e.path, "max_request_bytes");
@@ -436,6 +570,44 @@ mod tests {
         for (json, path) in cases {
             let e = parse(json).unwrap_err();
             assert_eq!(e.path, path, "{json}: {e}");
+        }
+    }
+
+    #[test]
+    fn provider_type_options() {
+        let c = parse(r#"{"providers":[
+            {"name":"an","type":"anthropic","cluster":"an","anthropic_version":"2023-06-01","default_max_tokens":1024},
+            {"name":"az","type":"azure_openai","cluster":"az","api_version":"2024-10-21","deployments":{"gpt-4o":"prod"}}]}"#)
+        .unwrap();
+        assert_eq!(c.providers[0].path_prefix, "/v1");
+        assert_eq!(c.providers[0].default_max_tokens, 1024);
+        assert_eq!(c.providers[1].path_prefix, "/openai");
+        assert_eq!(c.providers[1].deployment("gpt-4o"), "prod");
+        assert_eq!(c.providers[1].deployment("other"), "other");
+        let cases = [
+            (
+                r#"{"providers":[{"name":"a","type":"openai","cluster":"c","api_version":"1"}]}"#,
+                "providers[0].api_version",
+            ),
+            (
+                r#"{"providers":[{"name":"a","type":"azure_openai","cluster":"c","anthropic_version":"1"}]}"#,
+                "providers[0].anthropic_version",
+            ),
+            (
+                r#"{"providers":[{"name":"a","type":"anthropic","cluster":"c","default_max_tokens":0}]}"#,
+                "providers[0].default_max_tokens",
+            ),
+            (
+                r#"{"providers":[{"name":"a","type":"azure_openai","cluster":"c","deployments":{"m":"a/b"}}]}"#,
+                "providers[0].deployments.m",
+            ),
+            (
+                r#"{"providers":[{"name":"a","type":"azure_openai","cluster":"c","api_version":"x y"}]}"#,
+                "providers[0].api_version",
+            ),
+        ];
+        for (json, path) in cases {
+            assert_eq!(parse(json).unwrap_err().path, path, "{json}");
         }
     }
 

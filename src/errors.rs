@@ -11,7 +11,7 @@ pub struct GatewayError {
     /// OpenAI error `code` (`model_not_found`, …); also the metric `reason` label.
     pub code: &'static str,
     pub message: String,
-    pub param: Option<&'static str>,
+    pub param: Option<String>,
 }
 
 impl GatewayError {
@@ -25,8 +25,8 @@ impl GatewayError {
         }
     }
 
-    pub fn with_param(mut self, param: &'static str) -> Self {
-        self.param = Some(param);
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
         self
     }
 
@@ -107,6 +107,48 @@ impl GatewayError {
         )
     }
 
+    /// A client payload that cannot be translated to the provider's API (400), or a
+    /// provider payload that cannot be translated back (502).
+    pub fn from_translate(e: crate::translate::TranslateError) -> Self {
+        let (kind, code) = if e.status >= 500 {
+            ("upstream_error", "bad_upstream_response")
+        } else {
+            ("invalid_request_error", "invalid_request")
+        };
+        GatewayError {
+            status: u32::from(e.status),
+            kind,
+            code,
+            message: e.message,
+            param: e.param,
+        }
+    }
+
+    /// The error body in the client's API format.
+    pub fn body_for(&self, api: crate::dialect::Api) -> Vec<u8> {
+        match api {
+            crate::dialect::Api::OpenAi => self.body(),
+            crate::dialect::Api::Anthropic => self.anthropic_body(),
+        }
+    }
+
+    /// Anthropic format: `{"type":"error","error":{"type":…,"message":…}}`.
+    pub fn anthropic_body(&self) -> Vec<u8> {
+        let kind = match self.status {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            400..=499 => "invalid_request_error",
+            529 => "overloaded_error",
+            _ => "api_error",
+        };
+        let v =
+            serde_json::json!({"type": "error", "error": {"type": kind, "message": self.message}});
+        serde_json::to_vec(&v).unwrap_or_default()
+    }
+
     /// The OpenAI-format JSON body.
     pub fn body(&self) -> Vec<u8> {
         #[derive(Serialize)]
@@ -125,7 +167,7 @@ impl GatewayError {
             error: Inner {
                 message: &self.message,
                 kind: self.kind,
-                param: self.param,
+                param: self.param.as_deref(),
                 code: self.code,
             },
         })
@@ -207,6 +249,15 @@ mod tests {
             Some("overloaded_error")
         );
         assert_eq!(t("nope"), None);
+    }
+
+    #[test]
+    fn anthropic_format() {
+        let e = GatewayError::model_not_found("claude-9");
+        let v: Value = serde_json::from_slice(&e.body_for(crate::dialect::Api::Anthropic)).unwrap();
+        assert_eq!(v["type"], "error");
+        assert_eq!(v["error"]["type"], "not_found_error");
+        assert!(v["error"]["message"].as_str().unwrap().contains("claude-9"));
     }
 
     #[test]

@@ -203,6 +203,10 @@ impl BodyHost for EnvoyHost {
             .flatten()
     }
 
+    fn set_response_header(&mut self, name: &str, value: &str) {
+        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, Some(value));
+    }
+
     fn remove_response_header(&mut self, name: &str) {
         let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, name, None);
     }

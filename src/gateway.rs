@@ -3,13 +3,15 @@
 //! Host-free: it talks to Envoy only through the `host` traits, so every branch is
 //! unit-tested natively; `filter` maps proxy-wasm callbacks onto these methods.
 
-use crate::config::{Config, Provider, ProviderType};
+use crate::config::{Config, Provider};
+use crate::dialect::{self, Api};
 use crate::errors::GatewayError;
 use crate::estimate;
 use crate::host::BodyHost;
 use crate::metrics::{Metrics, Outcome, RequestLabels};
 use crate::request::{self, Endpoint};
-use crate::response::ResponseTap;
+use crate::response::{ResponsePlan, ResponseTap, TapMode};
+use crate::translate::anthropic as translate;
 use crate::usage::Usage;
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -45,6 +47,7 @@ struct Route {
     provider: usize,
     upstream_model: String,
     endpoint: Endpoint,
+    upstream: Api,
 }
 
 pub struct RequestFlow {
@@ -56,6 +59,8 @@ pub struct RequestFlow {
     status: Option<u32>,
     /// The gateway added `stream_options.include_usage`; the usage chunk is not the client's.
     injected_usage: bool,
+    /// The client asked for `stream_options.include_usage` itself.
+    client_include_usage: bool,
     /// Estimated prompt tokens (streams), for when the provider never reports usage.
     input_estimate: Option<u64>,
     tap: ResponseTap,
@@ -75,6 +80,7 @@ impl RequestFlow {
             route: None,
             status: None,
             injected_usage: false,
+            client_include_usage: false,
             input_estimate: None,
             tap: ResponseTap::Ignore,
             response_complete: false,
@@ -93,7 +99,8 @@ impl RequestFlow {
         let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
         headers.extend_from_slice(extra);
         host.set_attribute(attr::ERROR, e.code.as_bytes());
-        host.send_reply(e.status, &e.body(), &headers);
+        let api = self.endpoint.map(Api::of_client).unwrap_or(Api::OpenAi);
+        host.send_reply(e.status, &e.body_for(api), &headers);
         self.metrics.borrow_mut().record_rejection(host, e.code);
         Flow::Replied
     }
@@ -108,6 +115,7 @@ impl RequestFlow {
         let Some(endpoint) = Endpoint::from_path(&path) else {
             return Flow::Continue;
         };
+        self.endpoint = Some(endpoint);
         let method = host.request_header(":method").unwrap_or_default();
         if method != "POST" {
             let e = GatewayError::method_not_allowed(&method, &path);
@@ -128,7 +136,6 @@ impl RequestFlow {
             let e = GatewayError::invalid_json("the request has no body");
             return self.reject(host, &e, &[]);
         }
-        self.endpoint = Some(endpoint);
         Flow::Pause
     }
 
@@ -177,19 +184,50 @@ impl RequestFlow {
             return Err(GatewayError::provider_key_missing(&provider.name, var));
         }
 
-        // Streams report usage only when asked: ask on the client's behalf, and remove
-        // the usage-only chunk from what the client receives.
-        let inject_usage = info.stream && endpoint.streams_usage() && !info.include_usage;
-        let rw = request::Rewrite {
-            model: Some(&resolved.upstream_model),
-            include_usage: inject_usage,
+        let client_api = Api::of_client(endpoint);
+        let upstream_api = Api::of_provider(provider.kind);
+        let upstream_endpoint = dialect::upstream_endpoint(endpoint, provider)?;
+        let model = resolved.upstream_model.as_ref();
+        let mut inject_usage = false;
+        let new_body = match (client_api, upstream_api) {
+            (Api::OpenAi, Api::Anthropic) => Some(
+                translate::chat_request_to_messages(body, model, provider.default_max_tokens)
+                    .map_err(GatewayError::from_translate)?,
+            ),
+            (Api::Anthropic, Api::OpenAi) => Some(
+                translate::messages_request_to_chat(body, model)
+                    .map_err(GatewayError::from_translate)?,
+            ),
+            _ => {
+                // Streams report usage only when asked: ask on the client's behalf, and
+                // remove the traces of it from what the client receives.
+                inject_usage = info.stream && endpoint.streams_usage() && !info.include_usage;
+                let rw = request::Rewrite {
+                    model: Some(model),
+                    include_usage: inject_usage,
+                };
+                request::rewrite(body, &info, &rw)
+            }
         };
-        if let Some(new_body) = request::rewrite(body, &info, &rw) {
+        if let Some(new_body) = new_body {
             host.replace_request_body(&new_body);
             host.set_request_header("content-length", &new_body.len().to_string());
         }
-        set_upstream_headers(host, &config, provider, endpoint);
+        let client_version = host.request_header("anthropic-version");
+        set_upstream_headers(host, &config, provider, upstream_endpoint, model);
+        if upstream_api == Api::OpenAi {
+            host.remove_request_header("anthropic-version");
+            host.remove_request_header("anthropic-beta");
+        }
+        let keep_version = (client_api == Api::Anthropic)
+            .then_some(client_version)
+            .flatten();
+        for (name, value) in dialect::auth_headers(provider, keep_version) {
+            host.set_request_header(name, &value);
+        }
+        host.clear_route_cache();
 
+        self.client_include_usage = info.include_usage;
         self.injected_usage = inject_usage;
         if info.stream {
             self.input_estimate = Some(estimate::estimate_request_input_tokens(body));
@@ -201,28 +239,46 @@ impl RequestFlow {
             provider: resolved.provider,
             upstream_model: resolved.upstream_model.into_owned(),
             endpoint,
+            upstream: upstream_api,
         });
         Ok(())
     }
 
     pub fn on_response_headers(&mut self, host: &mut dyn BodyHost, end_of_stream: bool) -> Flow {
-        if self.route.is_none() {
+        let Some(route) = &self.route else {
             return Flow::Continue;
-        }
+        };
         self.status = host
             .response_header(":status")
             .and_then(|s| s.trim().parse().ok());
         let content_type = host.response_header("content-type").unwrap_or_default();
-        self.tap = ResponseTap::for_response(
-            &content_type,
-            self.injected_usage,
-            self.config.max_response_bytes,
-        );
-        if self.tap.edits_chunks() {
+        let plan = ResponsePlan {
+            client: Api::of_client(route.endpoint),
+            upstream: route.upstream,
+            content_type: &content_type,
+            status: self.status,
+            drop_injected_usage: self.injected_usage,
+            client_include_usage: self.client_include_usage,
+            model_for_client: &route.upstream_model,
+            created_unix: host.now_ns() / 1_000_000_000,
+            max_json: self.config.max_response_bytes,
+        };
+        self.tap = ResponseTap::new(&plan);
+        let mode = self.tap.mode();
+        if matches!(mode, TapMode::Edit | TapMode::BufferWhole) {
             host.remove_response_header("content-length");
         }
         if end_of_stream {
+            if mode == TapMode::BufferWhole {
+                self.replace_whole_body(host, &[]);
+            }
             self.finish_response(host);
+            return Flow::Continue;
+        }
+        if mode == TapMode::BufferWhole {
+            // The translated body's length (and, on failure, the status) are only known
+            // at the end: hold the headers until then.
+            return Flow::Pause;
         }
         Flow::Continue
     }
@@ -236,24 +292,45 @@ impl RequestFlow {
         if self.route.is_none() || self.response_complete {
             return Flow::Continue;
         }
-        if self.tap.wants_chunks() {
-            let chunk = if body_size > 0 {
-                host.response_body(body_size).unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            let result = self.tap.on_chunk(&chunk, end_of_stream);
-            if result.first_content && self.first_content_ns.is_none() {
-                self.first_content_ns = Some(host.now_ns());
+        match self.tap.mode() {
+            TapMode::Skip => {}
+            TapMode::BufferWhole => {
+                if !end_of_stream {
+                    return Flow::Pause;
+                }
+                let body = host.response_body(body_size).unwrap_or_default();
+                self.replace_whole_body(host, &body);
             }
-            if let Some(bytes) = result.replace {
-                host.replace_response_body(&bytes);
+            TapMode::Observe | TapMode::Edit => {
+                let chunk = if body_size > 0 {
+                    host.response_body(body_size).unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                let result = self.tap.on_chunk(&chunk, end_of_stream);
+                if result.first_content && self.first_content_ns.is_none() {
+                    self.first_content_ns = Some(host.now_ns());
+                }
+                if let Some(bytes) = result.replace {
+                    host.replace_response_body(&bytes);
+                }
             }
         }
         if end_of_stream {
             self.finish_response(host);
         }
         Flow::Continue
+    }
+
+    fn replace_whole_body(&mut self, host: &mut dyn BodyHost, body: &[u8]) {
+        if let Some(t) = self.tap.translate_whole(body) {
+            if Some(t.status) != self.status {
+                host.set_response_header(":status", &t.status.to_string());
+            }
+            host.set_response_header("content-type", "application/json");
+            host.set_response_header("content-length", &t.body.len().to_string());
+            host.replace_response_body(&t.body);
+        }
     }
 
     /// Usage as reported, or estimated for a stream that never reported it.
@@ -338,6 +415,7 @@ fn set_upstream_headers(
     config: &Config,
     provider: &Provider,
     endpoint: Endpoint,
+    upstream_model: &str,
 ) {
     host.set_request_header(&config.cluster_header, &provider.cluster);
     host.set_request_header(&config.provider_header, &provider.name);
@@ -346,21 +424,13 @@ fn set_upstream_headers(
     }
     let path = host.request_header(":path").unwrap_or_default();
     let query = path.find('?').and_then(|i| path.get(i..)).unwrap_or("");
-    let new_path = format!("{}{}{}", provider.path_prefix, endpoint.suffix(), query);
+    let new_path = dialect::upstream_path(provider, endpoint, upstream_model, query);
     host.set_request_header(":path", &new_path);
     for h in CLIENT_CREDENTIAL_HEADERS {
         host.remove_request_header(h);
     }
     // Usage is read from the response body, so it must not come back compressed.
     host.remove_request_header("accept-encoding");
-    if let Some(key) = &provider.api_key {
-        match provider.kind {
-            ProviderType::Openai => {
-                host.set_request_header("authorization", &format!("Bearer {key}"));
-            }
-        }
-    }
-    host.clear_route_cache();
 }
 
 #[cfg(test)]

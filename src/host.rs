@@ -36,6 +36,7 @@ pub trait BodyHost: Host {
     /// The current response body chunk (first `len` bytes).
     fn response_body(&self, len: usize) -> Option<Vec<u8>>;
     fn response_header(&self, name: &str) -> Option<String>;
+    fn set_response_header(&mut self, name: &str, value: &str);
     fn remove_response_header(&mut self, name: &str);
     /// Replaces the current response body chunk.
     fn replace_response_body(&mut self, body: &[u8]);
@@ -141,6 +142,9 @@ pub mod fake {
         }
         fn response_header(&self, name: &str) -> Option<String> {
             self.response_headers.get(name).cloned()
+        }
+        fn set_response_header(&mut self, name: &str, value: &str) {
+            self.response_headers.insert(name.into(), value.into());
         }
         fn remove_response_header(&mut self, name: &str) {
             self.response_headers.remove(name);

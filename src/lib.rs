@@ -16,6 +16,7 @@
 )]
 
 pub mod config;
+pub mod dialect;
 pub mod errors;
 pub mod estimate;
 pub mod gateway;
@@ -26,6 +27,7 @@ pub mod response;
 pub mod routing;
 pub mod sse;
 pub mod stream;
+pub mod stream_anthropic;
 pub mod translate;
 pub mod usage;
 pub mod wire;

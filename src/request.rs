@@ -18,6 +18,8 @@ pub enum Endpoint {
     Completions,
     Embeddings,
     Responses,
+    /// Anthropic Messages API (Anthropic clients).
+    Messages,
 }
 
 impl Endpoint {
@@ -30,6 +32,7 @@ impl Endpoint {
             "/v1/completions" => Some(Endpoint::Completions),
             "/v1/embeddings" => Some(Endpoint::Embeddings),
             "/v1/responses" => Some(Endpoint::Responses),
+            "/v1/messages" => Some(Endpoint::Messages),
             _ => None,
         }
     }
@@ -41,6 +44,7 @@ impl Endpoint {
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
             Endpoint::Responses => "/responses",
+            Endpoint::Messages => "/messages",
         }
     }
 
@@ -56,6 +60,7 @@ impl Endpoint {
             Endpoint::Completions => "text_completion",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Responses => "responses",
+            Endpoint::Messages => "messages",
         }
     }
 }
@@ -363,7 +368,10 @@ mod tests {
     #[test]
     fn bad_stream_options_is_400() {
         let e = inspect(br#"{"model":"m","stream_options":"yes"}"#).unwrap_err();
-        assert_eq!((e.status, e.param), (400, Some("stream_options")));
+        assert_eq!(
+            (e.status, e.param.as_deref()),
+            (400, Some("stream_options"))
+        );
         let e = inspect(br#"{"model":"m","stream_options":{"include_usage":1}}"#).unwrap_err();
         assert_eq!(e.status, 400);
     }

@@ -6,9 +6,42 @@
 //! the client's behalf is the chunk edited — the usage-only event is left out, and the
 //! bytes of an event cut by the chunk boundary go out with the next chunk.
 
-use crate::sse::SseParser;
+use crate::dialect::Api;
+use crate::errors::GatewayError;
+use crate::sse::{SseEvent, SseParser};
 use crate::stream::{EventVerdict, OpenAiStreamObserver};
+use crate::stream_anthropic::AnthropicStreamObserver;
+use crate::translate::anthropic::{self as tr, ChatToMessagesStream, MessagesToChatStream};
 use crate::usage::{self, Usage};
+
+/// How the gateway must handle the response body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapMode {
+    /// Nothing to read.
+    Skip,
+    /// Read each chunk, pass it on unchanged.
+    Observe,
+    /// Read each chunk and pass on what `on_chunk` returns.
+    Edit,
+    /// Hold headers and body until the end, then replace the whole body (translation of
+    /// a JSON answer: its length and maybe its status change).
+    BufferWhole,
+}
+
+/// What is known about the response when its headers arrive.
+pub struct ResponsePlan<'a> {
+    pub client: Api,
+    pub upstream: Api,
+    pub content_type: &'a str,
+    pub status: Option<u32>,
+    /// The gateway added `include_usage`: its traces are removed from the stream.
+    pub drop_injected_usage: bool,
+    /// An OpenAI client asked for `stream_options.include_usage` (translated streams).
+    pub client_include_usage: bool,
+    pub model_for_client: &'a str,
+    pub created_unix: u64,
+    pub max_json: u64,
+}
 
 /// What a response chunk needs from the host.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -19,79 +52,127 @@ pub struct ChunkResult {
     pub first_content: bool,
 }
 
+/// A whole translated body, with the status to answer with.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Translated {
+    pub status: u32,
+    pub body: Vec<u8>,
+}
+
 pub enum ResponseTap {
-    /// Nothing to read (not JSON nor SSE, or an empty body).
     Ignore,
-    Json {
-        body: Vec<u8>,
-        overflow: bool,
-        max: u64,
-    },
+    Json(Box<JsonTap>),
     Stream(Box<StreamTap>),
+}
+
+pub struct JsonTap {
+    upstream: Api,
+    body: Vec<u8>,
+    overflow: bool,
+    max: u64,
+    /// `Some(client api)` when the body is translated for the client.
+    translate_for: Option<Api>,
+    status: u32,
+    model_for_client: String,
+    created_unix: u64,
+}
+
+enum Observer {
+    OpenAi(OpenAiStreamObserver),
+    Anthropic(AnthropicStreamObserver),
+}
+
+enum Edit {
+    None,
+    DropInjectedUsage,
+    ToChat(MessagesToChatStream),
+    ToMessages(ChatToMessagesStream),
 }
 
 pub struct StreamTap {
     parser: SseParser,
-    observer: OpenAiStreamObserver,
-    drop_usage_only: bool,
+    observer: Observer,
+    edit: Edit,
     out: Vec<u8>,
 }
 
 impl ResponseTap {
-    /// Picks the tap from the response's content type.
-    pub fn for_response(content_type: &str, drop_usage_only: bool, max_json: u64) -> ResponseTap {
-        let ct = content_type.to_ascii_lowercase();
+    pub fn new(plan: &ResponsePlan<'_>) -> ResponseTap {
+        let ct = plan.content_type.to_ascii_lowercase();
+        let translate = plan.client != plan.upstream;
         if ct.starts_with("text/event-stream") {
+            let observer = match plan.upstream {
+                Api::OpenAi => Observer::OpenAi(OpenAiStreamObserver::new()),
+                Api::Anthropic => Observer::Anthropic(AnthropicStreamObserver::new()),
+            };
+            let edit = match (plan.client, plan.upstream) {
+                (Api::OpenAi, Api::Anthropic) => Edit::ToChat(MessagesToChatStream::new(
+                    plan.model_for_client,
+                    "chatcmpl-gw",
+                    plan.created_unix,
+                    plan.client_include_usage,
+                )),
+                (Api::Anthropic, Api::OpenAi) => {
+                    Edit::ToMessages(ChatToMessagesStream::new(plan.model_for_client, "msg_gw"))
+                }
+                _ if plan.drop_injected_usage => Edit::DropInjectedUsage,
+                _ => Edit::None,
+            };
             ResponseTap::Stream(Box::new(StreamTap {
                 parser: SseParser::new(),
-                observer: OpenAiStreamObserver::new(),
-                drop_usage_only,
+                observer,
+                edit,
                 out: Vec::new(),
             }))
-        } else if ct.contains("json") {
-            ResponseTap::Json {
+        } else if ct.contains("json") || (translate && !ct.starts_with("text/html")) {
+            ResponseTap::Json(Box::new(JsonTap {
+                upstream: plan.upstream,
                 body: Vec::new(),
                 overflow: false,
-                max: max_json,
-            }
+                max: plan.max_json,
+                translate_for: translate.then_some(plan.client),
+                status: plan.status.unwrap_or(200),
+                model_for_client: plan.model_for_client.to_string(),
+                created_unix: plan.created_unix,
+            }))
         } else {
             ResponseTap::Ignore
         }
     }
 
-    /// Whether the chunk bytes are needed at all.
-    pub fn wants_chunks(&self) -> bool {
+    pub fn mode(&self) -> TapMode {
         match self {
-            ResponseTap::Ignore => false,
-            ResponseTap::Json { overflow, .. } => !overflow,
-            ResponseTap::Stream(_) => true,
+            ResponseTap::Ignore => TapMode::Skip,
+            ResponseTap::Json(j) if j.translate_for.is_some() => TapMode::BufferWhole,
+            ResponseTap::Json(j) if j.overflow => TapMode::Skip,
+            ResponseTap::Json(_) => TapMode::Observe,
+            ResponseTap::Stream(s) => match s.edit {
+                Edit::None => TapMode::Observe,
+                _ => TapMode::Edit,
+            },
         }
     }
 
-    /// Whether chunks may be edited (the host must drop `content-length`).
-    pub fn edits_chunks(&self) -> bool {
-        matches!(self, ResponseTap::Stream(s) if s.drop_usage_only)
-    }
-
+    /// One chunk of the body (modes `Observe` and `Edit`).
     pub fn on_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> ChunkResult {
         match self {
             ResponseTap::Ignore => ChunkResult::default(),
-            ResponseTap::Json {
-                body,
-                overflow,
-                max,
-            } => {
-                if !*overflow {
-                    if (body.len() + chunk.len()) as u64 > *max {
-                        *overflow = true;
-                        *body = Vec::new();
-                    } else {
-                        body.extend_from_slice(chunk);
-                    }
-                }
+            ResponseTap::Json(j) => {
+                j.keep(chunk);
                 ChunkResult::default()
             }
             ResponseTap::Stream(s) => s.on_chunk(chunk, end_of_stream),
+        }
+    }
+
+    /// The whole body (mode `BufferWhole`): the translated answer for the client.
+    pub fn translate_whole(&mut self, body: &[u8]) -> Option<Translated> {
+        match self {
+            ResponseTap::Json(j) => {
+                j.keep(body);
+                j.translate()
+            }
+            _ => None,
         }
     }
 
@@ -99,15 +180,24 @@ impl ResponseTap {
     pub fn usage(&self) -> Option<Usage> {
         match self {
             ResponseTap::Ignore => None,
-            ResponseTap::Json { body, .. } => usage::from_openai_json(body),
-            ResponseTap::Stream(s) => s.observer.usage(),
+            ResponseTap::Json(j) => match j.upstream {
+                Api::OpenAi => usage::from_openai_json(&j.body),
+                Api::Anthropic => usage::from_anthropic_json(&j.body),
+            },
+            ResponseTap::Stream(s) => match &s.observer {
+                Observer::OpenAi(o) => o.usage(),
+                Observer::Anthropic(o) => o.usage(),
+            },
         }
     }
 
     /// Estimated output tokens of a stream (from the streamed text).
     pub fn estimated_output(&self) -> Option<u64> {
         match self {
-            ResponseTap::Stream(s) => Some(s.observer.estimated_output_tokens()),
+            ResponseTap::Stream(s) => Some(match &s.observer {
+                Observer::OpenAi(o) => o.estimated_output_tokens(),
+                Observer::Anthropic(o) => o.estimated_output_tokens(),
+            }),
             _ => None,
         }
     }
@@ -116,13 +206,65 @@ impl ResponseTap {
     pub fn error_type(&self) -> Option<String> {
         match self {
             ResponseTap::Ignore => None,
-            ResponseTap::Json { body, .. } => crate::errors::upstream_error_type(body),
-            ResponseTap::Stream(s) => s.observer.error().map(str::to_string),
+            ResponseTap::Json(j) => crate::errors::upstream_error_type(&j.body),
+            ResponseTap::Stream(s) => match &s.observer {
+                Observer::OpenAi(o) => o.error().map(str::to_string),
+                Observer::Anthropic(o) => o.error().map(str::to_string),
+            },
+        }
+    }
+}
+
+impl JsonTap {
+    fn keep(&mut self, chunk: &[u8]) {
+        if self.overflow {
+            return;
+        }
+        if (self.body.len() + chunk.len()) as u64 > self.max {
+            self.overflow = true;
+            self.body = Vec::new();
+        } else {
+            self.body.extend_from_slice(chunk);
         }
     }
 
-    pub fn is_stream(&self) -> bool {
-        matches!(self, ResponseTap::Stream(_))
+    fn translate(&self) -> Option<Translated> {
+        let client = self.translate_for?;
+        let status = self.status;
+        let code = u16::try_from(status).unwrap_or(502);
+        if self.overflow {
+            let e = GatewayError::upstream(
+                502,
+                "the provider's answer exceeds max_response_bytes and cannot be translated",
+            );
+            return Some(Translated {
+                status: 502,
+                body: e.body_for(client),
+            });
+        }
+        if status >= 400 {
+            let body = match client {
+                Api::OpenAi => tr::anthropic_error_to_openai(code, &self.body),
+                Api::Anthropic => tr::openai_error_to_anthropic(code, &self.body),
+            };
+            return Some(Translated { status, body });
+        }
+        let result = match client {
+            Api::OpenAi => {
+                tr::messages_response_to_chat(&self.body, &self.model_for_client, self.created_unix)
+            }
+            Api::Anthropic => tr::chat_response_to_messages(&self.body, &self.model_for_client),
+        };
+        Some(match result {
+            Ok((body, _usage)) => Translated { status, body },
+            Err(e) => {
+                let e = GatewayError::from_translate(e);
+                Translated {
+                    status: e.status,
+                    body: e.body_for(client),
+                }
+            }
+        })
     }
 }
 
@@ -130,33 +272,59 @@ impl StreamTap {
     fn on_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> ChunkResult {
         let mut first_content = false;
         let observer = &mut self.observer;
-        let drop = self.drop_usage_only;
+        let edit = &mut self.edit;
         let out = &mut self.out;
         out.clear();
-        let mut on_event = |ev: &crate::sse::SseEvent<'_>| {
-            let obs = observer.observe(ev);
-            first_content |= obs.first_content;
-            if drop && obs.verdict == EventVerdict::Forward {
-                // With include_usage OpenAI adds `"usage":null` to every chunk; the
-                // client did not ask for it, so it does not see it.
-                match strip_null_usage(ev.raw) {
-                    Some((a, b)) => {
-                        out.extend_from_slice(a);
-                        out.extend_from_slice(b);
+        let mut on_event = |ev: &SseEvent<'_>| {
+            let (forward, first) = match observer {
+                Observer::OpenAi(o) => {
+                    let obs = o.observe(ev);
+                    (obs.verdict == EventVerdict::Forward, obs.first_content)
+                }
+                Observer::Anthropic(o) => (true, o.observe(ev)),
+            };
+            first_content |= first;
+            match edit {
+                Edit::None => {}
+                Edit::DropInjectedUsage => {
+                    if forward {
+                        // With include_usage OpenAI adds `"usage":null` to every chunk;
+                        // the client did not ask for it, so it does not see it.
+                        match strip_null_usage(ev.raw) {
+                            Some((a, b)) => {
+                                out.extend_from_slice(a);
+                                out.extend_from_slice(b);
+                            }
+                            None => out.extend_from_slice(ev.raw),
+                        }
                     }
-                    None => out.extend_from_slice(ev.raw),
+                }
+                Edit::ToChat(t) => {
+                    if !ev.event.is_empty() || !ev.data.is_empty() {
+                        t.on_event(ev.event, ev.data, out);
+                    }
+                }
+                Edit::ToMessages(t) => {
+                    if !ev.data.is_empty() {
+                        t.on_event(ev.data, out);
+                    }
                 }
             }
         };
         self.parser.feed(chunk, &mut on_event);
         if end_of_stream {
             self.parser.finish(&mut on_event);
+            match &mut self.edit {
+                Edit::ToChat(t) => t.finish(&mut self.out),
+                Edit::ToMessages(t) => t.finish(&mut self.out),
+                _ => {}
+            }
         }
-        // Unchanged chunks (nothing dropped, nothing held back) are left as they are.
-        let replace = if drop && self.out.as_slice() != chunk {
-            Some(std::mem::take(&mut self.out))
-        } else {
-            None
+        let replace = match self.edit {
+            Edit::None => None,
+            // Unchanged chunks (nothing dropped, nothing held back) are left as they are.
+            Edit::DropInjectedUsage if self.out.as_slice() == chunk => None,
+            _ => Some(std::mem::take(&mut self.out)),
         };
         ChunkResult {
             replace,
@@ -218,6 +386,20 @@ pub fn strip_null_usage(raw: &[u8]) -> Option<(&[u8], &[u8])> {
 mod tests {
     use super::*;
 
+    fn plan(content_type: &str, drop: bool) -> ResponsePlan<'_> {
+        ResponsePlan {
+            client: Api::OpenAi,
+            upstream: Api::OpenAi,
+            content_type,
+            status: Some(200),
+            drop_injected_usage: drop,
+            client_include_usage: false,
+            model_for_client: "m",
+            created_unix: 0,
+            max_json: 1 << 20,
+        }
+    }
+
     fn strip(s: &str) -> String {
         match strip_null_usage(s.as_bytes()) {
             Some((a, b)) => format!(
@@ -278,14 +460,14 @@ mod tests {
             "data: [DONE]\n\n"
         );
         for split in 1..with.len() {
-            let mut tap = ResponseTap::for_response("text/event-stream", true, 0);
+            let mut tap = ResponseTap::new(&plan("text/event-stream", true));
             let out = stream_through(&mut tap, with.as_bytes(), split);
             assert_eq!(String::from_utf8(out).unwrap(), without, "split {split}");
             let u = tap.usage().unwrap();
             assert_eq!((u.input, u.output, u.estimated), (5, 2, false));
         }
         // Not injected: the stream passes unchanged.
-        let mut tap = ResponseTap::for_response("text/event-stream; charset=utf-8", false, 0);
+        let mut tap = ResponseTap::new(&plan("text/event-stream; charset=utf-8", false));
         assert_eq!(
             stream_through(&mut tap, with.as_bytes(), 7),
             with.as_bytes()
@@ -294,9 +476,11 @@ mod tests {
 
     #[test]
     fn json_copy_is_bounded() {
-        let mut tap = ResponseTap::for_response("application/json", false, 10);
+        let mut p = plan("application/json", false);
+        p.max_json = 10;
+        let mut tap = ResponseTap::new(&p);
         tap.on_chunk(b"{\"usage\":{\"prompt_tokens\":1}}", false);
-        assert!(!tap.wants_chunks());
+        assert_eq!(tap.mode(), TapMode::Skip);
         assert_eq!(tap.usage(), None);
     }
 }

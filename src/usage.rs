@@ -94,6 +94,64 @@ pub fn from_openai_json(body: &[u8]) -> Option<Usage> {
     parsed.usage.map(|u| u.to_usage())
 }
 
+/// Anthropic `usage` object (messages, `message_start`, `message_delta`).
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub struct AnthropicUsage {
+    #[serde(default)]
+    pub input_tokens: Option<u64>,
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    pub cache_creation_input_tokens: Option<u64>,
+}
+
+impl AnthropicUsage {
+    /// Folds a later report (e.g. `message_delta`) into this one: present fields win.
+    pub fn merge(&mut self, later: &AnthropicUsage) {
+        self.input_tokens = later.input_tokens.or(self.input_tokens);
+        self.output_tokens = later.output_tokens.or(self.output_tokens);
+        self.cache_read_input_tokens = later
+            .cache_read_input_tokens
+            .or(self.cache_read_input_tokens);
+        self.cache_creation_input_tokens = later
+            .cache_creation_input_tokens
+            .or(self.cache_creation_input_tokens);
+    }
+
+    /// Provider-neutral usage. Anthropic's `input_tokens` excludes cache reads and
+    /// writes; `Usage::input` counts all prompt tokens, as OpenAI does.
+    pub fn to_usage(&self) -> Usage {
+        let read = self.cache_read_input_tokens.unwrap_or(0);
+        let written = self.cache_creation_input_tokens.unwrap_or(0);
+        Usage {
+            input: self
+                .input_tokens
+                .unwrap_or(0)
+                .saturating_add(read)
+                .saturating_add(written),
+            output: self.output_tokens.unwrap_or(0),
+            cached_input: read,
+            cache_creation_input: written,
+            reasoning: 0,
+            estimated: false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct AnthropicUsageOnly {
+    #[serde(default)]
+    usage: Option<AnthropicUsage>,
+}
+
+/// Extracts usage from an Anthropic `message` JSON body.
+pub fn from_anthropic_json(body: &[u8]) -> Option<Usage> {
+    let parsed: AnthropicUsageOnly = serde_json::from_slice(body).ok()?;
+    parsed.usage.map(|u| u.to_usage())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +193,28 @@ mod tests {
             (u.input, u.output, u.cached_input, u.reasoning),
             (5, 7, 1, 2)
         );
+    }
+
+    #[test]
+    fn anthropic_usage_counts_cache_as_input() {
+        let body =
+            br#"{"id":"msg_1","type":"message","usage":{"input_tokens":10,"output_tokens":20,
+            "cache_read_input_tokens":100,"cache_creation_input_tokens":5}}"#;
+        let u = from_anthropic_json(body).unwrap();
+        assert_eq!(
+            (u.input, u.output, u.cached_input, u.cache_creation_input),
+            (115, 20, 100, 5)
+        );
+        let mut start = AnthropicUsage {
+            input_tokens: Some(10),
+            output_tokens: Some(1),
+            ..AnthropicUsage::default()
+        };
+        start.merge(&AnthropicUsage {
+            output_tokens: Some(42),
+            ..AnthropicUsage::default()
+        });
+        assert_eq!((start.to_usage().input, start.to_usage().output), (10, 42));
     }
 
     #[test]

@@ -1,0 +1,220 @@
+//! Which API each side speaks, and the provider-specific shape of an upstream request:
+//! path, query and authentication headers.
+
+use crate::config::{Provider, ProviderType};
+use crate::errors::GatewayError;
+use crate::request::Endpoint;
+
+/// A wire API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    OpenAi,
+    Anthropic,
+}
+
+impl Api {
+    /// The API a client speaks on an endpoint.
+    pub fn of_client(endpoint: Endpoint) -> Api {
+        match endpoint {
+            Endpoint::Messages => Api::Anthropic,
+            _ => Api::OpenAi,
+        }
+    }
+
+    /// The API a provider speaks.
+    pub fn of_provider(kind: ProviderType) -> Api {
+        match kind {
+            ProviderType::Openai | ProviderType::AzureOpenai => Api::OpenAi,
+            ProviderType::Anthropic => Api::Anthropic,
+        }
+    }
+}
+
+/// The endpoint the upstream request goes to: the client's, or the one the request is
+/// translated to. `Err` when the provider cannot serve the client's endpoint.
+pub fn upstream_endpoint(client: Endpoint, provider: &Provider) -> Result<Endpoint, GatewayError> {
+    let unsupported = || {
+        GatewayError::bad_request(
+            "unsupported_endpoint",
+            format!(
+                "Provider `{}` ({}) does not serve {}",
+                provider.name,
+                provider.kind.as_str(),
+                client.suffix()
+            ),
+        )
+        .with_param("model")
+    };
+    match (Api::of_client(client), provider.kind) {
+        (Api::Anthropic, ProviderType::Anthropic) => Ok(Endpoint::Messages),
+        (Api::Anthropic, _) => Ok(Endpoint::ChatCompletions),
+        (Api::OpenAi, ProviderType::Anthropic) => match client {
+            Endpoint::ChatCompletions => Ok(Endpoint::Messages),
+            _ => Err(unsupported()),
+        },
+        (Api::OpenAi, ProviderType::AzureOpenai) => match client {
+            Endpoint::Responses => Err(unsupported()),
+            other => Ok(other),
+        },
+        (Api::OpenAi, ProviderType::Openai) => Ok(client),
+    }
+}
+
+/// The upstream `:path`. `client_query` is the client's query string with its `?`
+/// (kept, except for Azure where the query is the `api-version`).
+pub fn upstream_path(
+    provider: &Provider,
+    endpoint: Endpoint,
+    upstream_model: &str,
+    client_query: &str,
+) -> String {
+    match provider.kind {
+        ProviderType::AzureOpenai => format!(
+            "{}/deployments/{}{}?api-version={}",
+            provider.path_prefix,
+            percent_encode(provider.deployment(upstream_model)),
+            endpoint.suffix(),
+            provider.api_version
+        ),
+        _ => format!(
+            "{}{}{}",
+            provider.path_prefix,
+            endpoint.suffix(),
+            client_query
+        ),
+    }
+}
+
+/// Authentication (and API version) headers for the provider. `client_version` is the
+/// client's `anthropic-version`, passed on when an Anthropic client calls Anthropic.
+pub fn auth_headers(
+    provider: &Provider,
+    client_version: Option<String>,
+) -> Vec<(&'static str, String)> {
+    let mut out = Vec::with_capacity(2);
+    match provider.kind {
+        ProviderType::Openai => {
+            if let Some(key) = &provider.api_key {
+                out.push(("authorization", format!("Bearer {key}")));
+            }
+        }
+        ProviderType::AzureOpenai => {
+            if let Some(key) = &provider.api_key {
+                out.push(("api-key", key.clone()));
+            }
+        }
+        ProviderType::Anthropic => {
+            if let Some(key) = &provider.api_key {
+                out.push(("x-api-key", key.clone()));
+            }
+            let version = client_version
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| provider.anthropic_version.clone());
+            out.push(("anthropic-version", version));
+        }
+    }
+    out
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (for a path segment).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn providers() -> Config {
+        let json = r#"{"providers":[
+            {"name":"oa","type":"openai","cluster":"oa","api_key_env":"K"},
+            {"name":"an","type":"anthropic","cluster":"an","api_key_env":"K"},
+            {"name":"az","type":"azure_openai","cluster":"az","api_key_env":"K","api_version":"2025-01-01-preview",
+             "deployments":{"gpt-4o":"prod-4o"}}]}"#;
+        Config::parse(json.as_bytes(), &|_| Some("key-1".into())).unwrap()
+    }
+
+    #[test]
+    fn endpoints_per_provider() {
+        let c = providers();
+        let (oa, an, az) = (&c.providers[0], &c.providers[1], &c.providers[2]);
+        assert_eq!(
+            upstream_endpoint(Endpoint::Messages, oa),
+            Ok(Endpoint::ChatCompletions)
+        );
+        assert_eq!(
+            upstream_endpoint(Endpoint::Messages, an),
+            Ok(Endpoint::Messages)
+        );
+        assert_eq!(
+            upstream_endpoint(Endpoint::ChatCompletions, an),
+            Ok(Endpoint::Messages)
+        );
+        assert_eq!(
+            upstream_endpoint(Endpoint::Embeddings, an)
+                .unwrap_err()
+                .code,
+            "unsupported_endpoint"
+        );
+        assert_eq!(
+            upstream_endpoint(Endpoint::Embeddings, az),
+            Ok(Endpoint::Embeddings)
+        );
+        assert_eq!(
+            upstream_endpoint(Endpoint::Responses, az)
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+
+    #[test]
+    fn paths_and_auth() {
+        let c = providers();
+        let (oa, an, az) = (&c.providers[0], &c.providers[1], &c.providers[2]);
+        assert_eq!(
+            upstream_path(oa, Endpoint::ChatCompletions, "m", "?a=1"),
+            "/v1/chat/completions?a=1"
+        );
+        assert_eq!(
+            upstream_path(an, Endpoint::Messages, "m", ""),
+            "/v1/messages"
+        );
+        assert_eq!(
+            upstream_path(az, Endpoint::ChatCompletions, "gpt-4o", "?x=1"),
+            "/openai/deployments/prod-4o/chat/completions?api-version=2025-01-01-preview"
+        );
+        assert_eq!(
+            upstream_path(az, Endpoint::Embeddings, "my model/x", ""),
+            "/openai/deployments/my%20model%2Fx/embeddings?api-version=2025-01-01-preview"
+        );
+        assert_eq!(
+            auth_headers(oa, None),
+            vec![("authorization", "Bearer key-1".to_string())]
+        );
+        assert_eq!(
+            auth_headers(az, None),
+            vec![("api-key", "key-1".to_string())]
+        );
+        assert_eq!(
+            auth_headers(an, None),
+            vec![
+                ("x-api-key", "key-1".to_string()),
+                ("anthropic-version", "2023-06-01".to_string())
+            ]
+        );
+        assert_eq!(
+            auth_headers(an, Some("2026-10-21".into()))[1].1,
+            "2026-10-21"
+        );
+    }
+}
