@@ -514,20 +514,13 @@ fn finish_reason_for(stop_reason: &str) -> &'static str {
 /// Provider-neutral usage from Anthropic usage (whose `input_tokens` excludes cache
 /// reads and writes).
 fn usage_from_anthropic(u: &an::MessagesUsage) -> Usage {
-    let cache_read = u.cache_read_input_tokens.unwrap_or(0);
-    let cache_creation = u.cache_creation_input_tokens.unwrap_or(0);
-    Usage {
-        input: u
-            .input_tokens
-            .unwrap_or(0)
-            .saturating_add(cache_read)
-            .saturating_add(cache_creation),
-        output: u.output_tokens.unwrap_or(0),
-        cached_input: cache_read,
-        cache_creation_input: cache_creation,
-        reasoning: 0,
-        estimated: false,
+    crate::usage::AnthropicUsage {
+        input_tokens: u.input_tokens,
+        output_tokens: u.output_tokens,
+        cache_read_input_tokens: u.cache_read_input_tokens,
+        cache_creation_input_tokens: u.cache_creation_input_tokens,
     }
+    .to_usage()
 }
 
 /// OpenAI `usage` from provider-neutral usage.

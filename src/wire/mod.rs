@@ -7,16 +7,6 @@
 //! so serialised output carries no spurious `null`s, except where the public API
 //! itself always sends `null` (e.g. `finish_reason` in a chunk, `stop_sequence`).
 
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
-
 pub mod anthropic;
 pub mod openai;
 
