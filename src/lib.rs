@@ -8,6 +8,7 @@ pub mod errors;
 pub mod gateway;
 pub mod host;
 pub mod metrics;
+pub mod quota;
 pub mod request;
 pub mod routing;
 pub mod usage;
