@@ -7,7 +7,7 @@ PYTEST := $(VENV)/bin/pytest
 WASM := target/wasm32-wasip1/release/llm_gateway.wasm
 TARGET := wasm32-wasip1
 
-.PHONY: run test build setup toolchain venv lint unit integration clean
+.PHONY: run test build setup toolchain venv redis lint unit integration clean
 
 run: build venv
 	@echo "llm-gateway: http://127.0.0.1:10000/v1  (admin/metrics: http://127.0.0.1:9901/stats/prometheus)"
@@ -16,7 +16,7 @@ run: build venv
 	@echo "Try: curl -s localhost:10000/v1/chat/completions -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'"
 	exec $(ENVOY) -c envoy/envoy.yaml --concurrency 2 -l warning --component-log-level wasm:info
 
-test: lint unit build venv integration
+test: setup lint unit build integration
 
 toolchain:
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
@@ -34,7 +34,11 @@ $(VENV)/.installed: requirements-dev.txt
 
 venv: $(VENV)/.installed
 
-setup: toolchain venv
+# redis-server (Debian) backs the test rate limit service of the global-quota tests.
+redis:
+	@command -v redis-server >/dev/null || (apt-get update && apt-get install -y redis-server)
+
+setup: toolchain venv redis
 
 lint: toolchain
 	cargo fmt --all -- --check
@@ -44,7 +48,7 @@ lint: toolchain
 unit:
 	cargo test
 
-integration: build venv
+integration: build venv redis
 	$(PYTEST) tests -q
 
 clean:

@@ -22,6 +22,7 @@ pub mod estimate;
 pub mod gateway;
 pub mod host;
 pub mod metrics;
+pub mod quota;
 pub mod request;
 pub mod response;
 pub mod routing;
