@@ -457,7 +457,7 @@ mod tests {
             .is_ok());
         let e = p.check_model(&a, "o3", "o3", "openai").unwrap_err();
         assert_eq!(code(e.clone()), (403, "model_not_allowed"));
-        assert_eq!(e.param, Some("model"));
+        assert_eq!(e.param.as_deref(), Some("model"));
         let b = p
             .identify(&headers(&[("x-api-key", "sk-b-new")]), None)
             .unwrap();
