@@ -32,6 +32,15 @@ pub struct RawConfig {
     pub cluster_header: Option<String>,
     #[serde(default)]
     pub provider_header: Option<String>,
+    /// Consumers (virtual API keys, allowed models); see docs/quotas.md.
+    #[serde(default)]
+    pub consumers: Option<crate::quota::ConsumersConfig>,
+    /// How callers are identified; see docs/quotas.md.
+    #[serde(default)]
+    pub identity: Option<crate::quota::IdentityConfig>,
+    /// Token quotas; see docs/quotas.md.
+    #[serde(default)]
+    pub quotas: Option<crate::quota::QuotaConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -201,6 +210,8 @@ pub struct Config {
     pub provider_header: String,
     /// Providers left out because they are optional and their key is unset.
     pub skipped_providers: Vec<String>,
+    /// Consumers, identity and quotas; `None` when none of them is configured.
+    pub policy: Option<crate::quota::Policy>,
 }
 
 impl Config {
@@ -349,6 +360,13 @@ impl Config {
             "provider_header",
         )?;
         let routes = crate::routing::RouteTable::build(&raw.models, &providers, &skipped);
+        let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+        let policy = crate::quota::Policy::build(
+            raw.consumers.as_ref(),
+            raw.identity.as_ref(),
+            raw.quotas.as_ref(),
+            &names,
+        )?;
         Ok(Config {
             providers,
             routes,
@@ -357,6 +375,7 @@ impl Config {
             cluster_header,
             provider_header,
             skipped_providers: skipped,
+            policy,
         })
     }
 

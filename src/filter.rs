@@ -2,16 +2,20 @@
 //! over to `gateway::RequestFlow` through the `Host` traits implemented here.
 
 use crate::config::Config;
-use crate::gateway::{Flow, RequestFlow};
-use crate::host::{BodyHost, Host, MetricKind};
-use crate::metrics::Metrics;
+use crate::gateway::{Flow, RequestFlow, Worker};
+use crate::host::{BodyHost, Host, MetricKind, SharedStore};
+use crate::quota::local::CasMismatch;
+use crate::quota::rls;
 use log::{error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// How often the root context sends queued quota corrections.
+const OUTBOX_TICK: Duration = Duration::from_millis(200);
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -21,10 +25,16 @@ proxy_wasm::main! {{
 #[derive(Default)]
 struct Root {
     config: Option<Rc<Config>>,
-    metrics: Rc<RefCell<Metrics>>,
+    worker: Rc<RefCell<Worker>>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_grpc_call_response(&mut self, _token_id: u32, status_code: u32, _response_size: usize) {
+        if status_code != 0 {
+            warn!("llm-gateway: a quota correction to the rate limit service failed (gRPC status {status_code})");
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
@@ -50,6 +60,14 @@ impl RootContext for Root {
                         warn!("llm-gateway: provider {:?} needs {var}, which is unset; its requests get 503", p.name);
                     }
                 }
+                let global = config
+                    .policy
+                    .as_ref()
+                    .and_then(|p| p.quotas.as_ref())
+                    .is_some_and(|q| q.global.is_some());
+                if global {
+                    self.set_tick_period(OUTBOX_TICK);
+                }
                 self.config = Some(Rc::new(config));
                 true
             }
@@ -60,10 +78,30 @@ impl RootContext for Root {
         }
     }
 
+    fn on_tick(&mut self) {
+        let calls = std::mem::take(&mut self.worker.borrow_mut().outbox);
+        for call in calls {
+            let sent = hostcalls::dispatch_grpc_call(
+                &call.cluster,
+                rls::SERVICE,
+                rls::METHOD,
+                Vec::new(),
+                Some(&call.message),
+                Duration::from_millis(call.timeout_ms),
+            );
+            if sent.is_err() {
+                warn!(
+                    "llm-gateway: could not send a quota correction to cluster {:?}",
+                    call.cluster
+                );
+            }
+        }
+    }
+
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let config = Rc::clone(self.config.as_ref()?);
         Some(Box::new(Filter {
-            flow: RequestFlow::new(config, Rc::clone(&self.metrics)),
+            flow: RequestFlow::new(config, Rc::clone(&self.worker)),
             host: EnvoyHost::default(),
         }))
     }
@@ -78,7 +116,18 @@ struct Filter {
     host: EnvoyHost,
 }
 
-impl Context for Filter {}
+impl Context for Filter {
+    fn on_grpc_call_response(&mut self, _token_id: u32, status_code: u32, response_size: usize) {
+        let body = if status_code == 0 {
+            hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size)
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        self.flow.on_grpc_response(&mut self.host, body.as_deref());
+    }
+}
 
 fn action(flow: Flow) -> Action {
     match flow {
@@ -182,6 +231,37 @@ impl Host for EnvoyHost {
     fn record_metric(&mut self, id: u32, value: u64) {
         let _ = hostcalls::record_metric(id, value);
     }
+
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+        hostcalls::get_property(path.to_vec()).ok().flatten()
+    }
+
+    fn shared_data(&mut self) -> &mut dyn SharedStore {
+        self
+    }
+
+    fn dispatch_grpc(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+        timeout_ms: u64,
+    ) -> Option<u32> {
+        hostcalls::dispatch_grpc_call(
+            cluster,
+            service,
+            method,
+            Vec::new(),
+            Some(message),
+            Duration::from_millis(timeout_ms),
+        )
+        .ok()
+    }
+
+    fn resume_request(&mut self) {
+        let _ = hostcalls::resume_http_request();
+    }
 }
 
 impl BodyHost for EnvoyHost {
@@ -219,5 +299,15 @@ impl BodyHost for EnvoyHost {
             body,
         );
         self.response_body_size = body.len();
+    }
+}
+
+impl SharedStore for EnvoyHost {
+    fn get(&self, key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+        hostcalls::get_shared_data(key).unwrap_or((None, None))
+    }
+
+    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), CasMismatch> {
+        hostcalls::set_shared_data(key, Some(value), cas).map_err(|_| CasMismatch)
     }
 }

@@ -9,6 +9,9 @@ use crate::errors::GatewayError;
 use crate::estimate;
 use crate::host::BodyHost;
 use crate::metrics::{Metrics, Outcome, RequestLabels};
+use crate::quota::errors::Exceeded;
+use crate::quota::local::{self, Admission, Reservation};
+use crate::quota::{self, meter, rls, Caller, Plan, RateLimitInfo, RequestFacts};
 use crate::request::{self, Endpoint};
 use crate::response::{ResponsePlan, ResponseTap, TapMode};
 use crate::translate::anthropic as translate;
@@ -43,6 +46,23 @@ pub mod attr {
     pub const ERROR: &str = "llm_gateway.error";
 }
 
+/// A gRPC call to make later from the root context (which outlives requests): quota
+/// corrections sent after a request has ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCall {
+    pub cluster: String,
+    pub message: Vec<u8>,
+    pub timeout_ms: u64,
+}
+
+/// State shared by all requests of one Wasm VM (one Envoy worker).
+#[derive(Default)]
+pub struct Worker {
+    pub metrics: Metrics,
+    /// Quota corrections waiting for the root context's next tick.
+    pub outbox: Vec<PendingCall>,
+}
+
 struct Route {
     provider: usize,
     upstream_model: String,
@@ -52,7 +72,7 @@ struct Route {
 
 pub struct RequestFlow {
     config: Rc<Config>,
-    metrics: Rc<RefCell<Metrics>>,
+    worker: Rc<RefCell<Worker>>,
     started_ns: u64,
     endpoint: Option<Endpoint>,
     route: Option<Route>,
@@ -68,13 +88,25 @@ pub struct RequestFlow {
     first_content_ns: Option<u64>,
     usage: Option<Usage>,
     logged: bool,
+    /// Who is calling (when consumers/identity are configured).
+    caller: Option<Caller>,
+    /// The quota charges of this request, while an admission or correction may follow.
+    plan: Option<Plan>,
+    /// Local-mode tokens held for this request until its usage is known.
+    reservation: Option<Reservation>,
+    /// A global-mode admission answered `Admit`: a correction may follow.
+    globally_counted: bool,
+    /// Waiting for the rate limit service's answer.
+    awaiting_admission: bool,
+    /// `x-ratelimit-*` for the response.
+    rate_limit: Option<RateLimitInfo>,
 }
 
 impl RequestFlow {
-    pub fn new(config: Rc<Config>, metrics: Rc<RefCell<Metrics>>) -> Self {
+    pub fn new(config: Rc<Config>, worker: Rc<RefCell<Worker>>) -> Self {
         RequestFlow {
             config,
-            metrics,
+            worker,
             started_ns: 0,
             endpoint: None,
             route: None,
@@ -87,6 +119,12 @@ impl RequestFlow {
             first_content_ns: None,
             usage: None,
             logged: false,
+            caller: None,
+            plan: None,
+            reservation: None,
+            globally_counted: false,
+            awaiting_admission: false,
+            rate_limit: None,
         }
     }
 
@@ -98,10 +136,14 @@ impl RequestFlow {
     ) -> Flow {
         let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
         headers.extend_from_slice(extra);
+        self.plan = None;
         host.set_attribute(attr::ERROR, e.code.as_bytes());
         let api = self.endpoint.map(Api::of_client).unwrap_or(Api::OpenAi);
         host.send_reply(e.status, &e.body_for(api), &headers);
-        self.metrics.borrow_mut().record_rejection(host, e.code);
+        self.worker
+            .borrow_mut()
+            .metrics
+            .record_rejection(host, e.code);
         Flow::Replied
     }
 
@@ -136,6 +178,18 @@ impl RequestFlow {
             let e = GatewayError::invalid_json("the request has no body");
             return self.reject(host, &e, &[]);
         }
+        let config = Rc::clone(&self.config);
+        if let Some(policy) = &config.policy {
+            let jwt = policy.jwt_payload_path().and_then(|p| host.property(&p));
+            let caller = {
+                let header = |name: &str| host.request_header(name);
+                policy.identify(&header, jwt.as_deref())
+            };
+            match caller {
+                Ok(c) => self.caller = Some(c),
+                Err(e) => return self.reject(host, &e, &[]),
+            }
+        }
         Flow::Pause
     }
 
@@ -160,8 +214,12 @@ impl RequestFlow {
         }
         let body = host.request_body(body_size).unwrap_or_default();
         match self.route_request(host, endpoint, &body) {
-            Ok(()) => Flow::Continue,
-            Err(e) => self.reject(host, &e, &[]),
+            Ok(flow) => flow,
+            Err(Rejection(e, headers)) => {
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                self.reject(host, &e, &headers)
+            }
         }
     }
 
@@ -170,7 +228,7 @@ impl RequestFlow {
         host: &mut dyn BodyHost,
         endpoint: Endpoint,
         body: &[u8],
-    ) -> Result<(), GatewayError> {
+    ) -> Result<Flow, Rejection> {
         let config = Rc::clone(&self.config);
         let info = request::inspect(body)?;
         let resolved = config
@@ -181,7 +239,15 @@ impl RequestFlow {
             .provider(resolved.provider)
             .ok_or_else(|| GatewayError::model_not_found(&info.model))?;
         if let (Some(var), None) = (&provider.api_key_env, &provider.api_key) {
-            return Err(GatewayError::provider_key_missing(&provider.name, var));
+            return Err(GatewayError::provider_key_missing(&provider.name, var).into());
+        }
+        if let (Some(policy), Some(caller)) = (&config.policy, &self.caller) {
+            policy.check_model(
+                caller,
+                &info.model,
+                &resolved.upstream_model,
+                &provider.name,
+            )?;
         }
 
         let client_api = Api::of_client(endpoint);
@@ -235,13 +301,163 @@ impl RequestFlow {
         host.set_attribute(attr::PROVIDER, provider.name.as_bytes());
         host.set_attribute(attr::MODEL, resolved.upstream_model.as_bytes());
         host.set_attribute(attr::REQUESTED_MODEL, info.model.as_bytes());
+        let facts = RequestFacts {
+            requested_model: &info.model,
+            model,
+            provider: &provider.name,
+            estimated_input: meter::estimate_input_tokens(body.len()),
+            max_output: info.max_output_tokens,
+            expects_output: endpoint != Endpoint::Embeddings,
+        };
+        let flow = self.admit(host, &facts)?;
         self.route = Some(Route {
             provider: resolved.provider,
             upstream_model: resolved.upstream_model.into_owned(),
             endpoint,
             upstream: upstream_api,
         });
-        Ok(())
+        Ok(flow)
+    }
+
+    /// Quota admission: reserve locally, or ask the rate limit service (then the request
+    /// waits for `on_grpc_response`).
+    fn admit(
+        &mut self,
+        host: &mut dyn BodyHost,
+        facts: &RequestFacts<'_>,
+    ) -> Result<Flow, Rejection> {
+        let config = Rc::clone(&self.config);
+        let (Some(quotas), Some(caller)) = (
+            config.policy.as_ref().and_then(|p| p.quotas.as_ref()),
+            self.caller.clone(),
+        ) else {
+            return Ok(Flow::Continue);
+        };
+        let caller = &caller;
+        let plan = quotas.plan(caller, facts);
+        if plan.is_empty() {
+            return Ok(Flow::Continue);
+        }
+        let now = host.now_ns();
+        match &quotas.global {
+            None => match local::reserve(host.shared_data(), now, &plan) {
+                Ok(Admission::Admitted(reservation)) => {
+                    self.rate_limit = reservation.info(now);
+                    self.reservation = Some(reservation);
+                    self.count_allowed(host, &plan, caller);
+                    self.plan = Some(plan);
+                    Ok(Flow::Continue)
+                }
+                Ok(Admission::Denied(e)) => Err(self.limited(host, caller, &e)),
+                Err(_busy) => {
+                    self.count_quota_error(host, "busy");
+                    Err(quota::errors::quota_busy().into())
+                }
+            },
+            Some(global) => match rls::admission_request(global, &plan, now) {
+                Ok(None) => Ok(Flow::Continue),
+                Ok(Some(message)) => {
+                    let call = host.dispatch_grpc(
+                        &global.cluster,
+                        rls::SERVICE,
+                        rls::METHOD,
+                        &message,
+                        global.timeout_ms,
+                    );
+                    self.plan = Some(plan);
+                    if call.is_some() {
+                        self.awaiting_admission = true;
+                        Ok(Flow::Pause)
+                    } else {
+                        self.decide_global(host, None)
+                    }
+                }
+                Err(e) => Err(self.limited(host, caller, &e)),
+            },
+        }
+    }
+
+    /// The rate limit service answered (`None`: the call failed or timed out).
+    pub fn on_grpc_response(&mut self, host: &mut dyn BodyHost, response: Option<&[u8]>) -> Flow {
+        if !self.awaiting_admission {
+            return Flow::Continue;
+        }
+        self.awaiting_admission = false;
+        match self.decide_global(host, response) {
+            Ok(_) => {
+                host.resume_request();
+                Flow::Continue
+            }
+            Err(Rejection(e, headers)) => {
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                self.route = None;
+                self.reject(host, &e, &headers)
+            }
+        }
+    }
+
+    fn decide_global(
+        &mut self,
+        host: &mut dyn BodyHost,
+        response: Option<&[u8]>,
+    ) -> Result<Flow, Rejection> {
+        let config = Rc::clone(&self.config);
+        let (Some(global), Some(plan), Some(caller)) = (
+            config
+                .policy
+                .as_ref()
+                .and_then(|p| p.quotas.as_ref())
+                .and_then(|q| q.global.as_ref()),
+            self.plan.as_ref(),
+            self.caller.clone(),
+        ) else {
+            return Ok(Flow::Continue);
+        };
+        match rls::decide(global, plan, response, host.now_ns()) {
+            rls::Decision::Admit(info) => {
+                self.rate_limit = info;
+                self.globally_counted = true;
+                let plan = plan.clone();
+                self.count_allowed(host, &plan, &caller);
+                Ok(Flow::Continue)
+            }
+            rls::Decision::Deny(e) => Err(self.limited(host, &caller, &e)),
+            rls::Decision::FailOpen => {
+                self.count_quota_error(host, "service_failure_allowed");
+                Ok(Flow::Continue)
+            }
+            rls::Decision::FailClosed(e) => {
+                self.count_quota_error(host, "service_failure_denied");
+                Err(e.into())
+            }
+        }
+    }
+
+    fn count_allowed(&mut self, host: &mut dyn BodyHost, plan: &Plan, caller: &Caller) {
+        let mut w = self.worker.borrow_mut();
+        for c in &plan.charges {
+            w.metrics
+                .add(host, quota::metrics::allowed(&c.name, caller), 1);
+        }
+    }
+
+    fn count_quota_error(&mut self, host: &mut dyn BodyHost, reason: &str) {
+        self.worker
+            .borrow_mut()
+            .metrics
+            .add(host, quota::metrics::error(reason), 1);
+    }
+
+    fn limited(&mut self, host: &mut dyn BodyHost, caller: &Caller, e: &Exceeded) -> Rejection {
+        self.worker
+            .borrow_mut()
+            .metrics
+            .add(host, quota::metrics::limited(&e.rule, caller), 1);
+        Rejection(
+            quota::errors::rate_limited(&caller.name, e),
+            e.info().rejection_headers(),
+        )
     }
 
     pub fn on_response_headers(&mut self, host: &mut dyn BodyHost, end_of_stream: bool) -> Flow {
@@ -264,6 +480,11 @@ impl RequestFlow {
             max_json: self.config.max_response_bytes,
         };
         self.tap = ResponseTap::new(&plan);
+        if let Some(info) = &self.rate_limit {
+            for (name, value) in info.headers() {
+                host.set_response_header(name, &value);
+            }
+        }
         let mode = self.tap.mode();
         if matches!(mode, TapMode::Edit | TapMode::BufferWhole) {
             host.remove_response_header("content-length");
@@ -404,9 +625,91 @@ impl RequestFlow {
             model: &route.upstream_model,
             operation: route.endpoint.operation(),
         };
-        self.metrics
+        self.worker
             .borrow_mut()
+            .metrics
             .record_request(host, &labels, &outcome);
+        self.settle_quota(host);
+    }
+}
+
+impl RequestFlow {
+    /// Replaces the request's reservation by its real cost (local), or reports what it
+    /// cost beyond its reservation (global); counts the consumer's tokens.
+    fn settle_quota(&mut self, host: &mut dyn BodyHost) {
+        let Some(caller) = self.caller.clone() else {
+            return;
+        };
+        if let Some(u) = &self.usage {
+            let mut w = self.worker.borrow_mut();
+            w.metrics.add(
+                host,
+                quota::metrics::consumer_tokens(&caller, "input"),
+                u.input,
+            );
+            w.metrics.add(
+                host,
+                quota::metrics::consumer_tokens(&caller, "output"),
+                u.output,
+            );
+        }
+        let Some(plan) = self.plan.take() else {
+            return;
+        };
+        let cost = self.usage.as_ref().map(|u| plan.meter.usage_cost(u));
+        if let Some(mut reservation) = self.reservation.take() {
+            let outcome = match (&self.usage, self.status) {
+                (Some(u), _) => local::Outcome::Usage(*u),
+                // The provider answered an error without usage, or never answered.
+                (None, Some(s)) if s >= 400 => local::Outcome::Release,
+                (None, None) if self.tap.mode() == TapMode::Skip && !self.response_complete => {
+                    local::Outcome::Release
+                }
+                (None, _) => local::Outcome::KeepReserved,
+            };
+            let settled = reservation.settle(host.shared_data(), outcome);
+            if settled.busy > 0 {
+                self.count_quota_error_n(host, "busy", settled.busy as u64);
+            }
+        }
+        let global = self
+            .config
+            .policy
+            .as_ref()
+            .and_then(|p| p.quotas.as_ref())
+            .and_then(|q| q.global.as_ref());
+        if let (true, Some(global), Some(cost)) = (self.globally_counted, global, cost) {
+            if let Some(message) = rls::correction_request(global, &plan, cost) {
+                self.worker.borrow_mut().outbox.push(PendingCall {
+                    cluster: global.cluster.clone(),
+                    message,
+                    timeout_ms: global.timeout_ms,
+                });
+            }
+        }
+        if let Some(cost) = cost {
+            self.worker.borrow_mut().metrics.add(
+                host,
+                quota::metrics::consumer_tokens(&caller, "charged"),
+                cost,
+            );
+        }
+    }
+
+    fn count_quota_error_n(&mut self, host: &mut dyn BodyHost, reason: &str, n: u64) {
+        self.worker
+            .borrow_mut()
+            .metrics
+            .add(host, quota::metrics::error(reason), n);
+    }
+}
+
+/// A request the gateway answers itself, with extra response headers.
+pub struct Rejection(pub GatewayError, pub Vec<(&'static str, String)>);
+
+impl From<GatewayError> for Rejection {
+    fn from(e: GatewayError) -> Self {
+        Rejection(e, Vec::new())
     }
 }
 
@@ -458,7 +761,7 @@ mod tests {
             .collect();
         let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         let config = Config::parse(CONFIG.as_bytes(), &lookup).unwrap();
-        RequestFlow::new(Rc::new(config), Rc::new(RefCell::new(Metrics::default())))
+        RequestFlow::new(Rc::new(config), Rc::new(RefCell::new(Worker::default())))
     }
 
     fn keys() -> Vec<(&'static str, &'static str)> {

@@ -1,6 +1,8 @@
 //! The few host capabilities the request logic needs. `filter` implements this trait
 //! with proxy-wasm host calls; unit tests implement it with plain data.
 
+pub use crate::quota::local::SharedStore;
+
 /// Kind of an Envoy metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetricKind {
@@ -27,6 +29,23 @@ pub trait Host {
     fn define_metric(&mut self, kind: MetricKind, name: &str) -> Option<u32>;
     fn increment_metric(&mut self, id: u32, delta: u64);
     fn record_metric(&mut self, id: u32, value: u64);
+    /// An Envoy attribute (e.g. `metadata.filter_metadata.<filter>.<key>`), serialised
+    /// as the host returns it.
+    fn property(&self, path: &[&str]) -> Option<Vec<u8>>;
+    /// Process-wide key/value store with compare-and-swap (all workers of one Envoy).
+    fn shared_data(&mut self) -> &mut dyn SharedStore;
+    /// Starts a unary gRPC call; its answer arrives through the filter's gRPC callback.
+    /// `None` when the call could not be started.
+    fn dispatch_grpc(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+        timeout_ms: u64,
+    ) -> Option<u32>;
+    /// Lets a request held by `Flow::Pause` go on.
+    fn resume_request(&mut self);
 }
 
 /// Body and response access, kept apart from `Host` so request-only code stays small.
@@ -69,6 +88,11 @@ pub mod fake {
         pub metric_names: Vec<(MetricKind, String)>,
         pub counters: HashMap<String, u64>,
         pub histograms: HashMap<String, Vec<u64>>,
+        pub properties: HashMap<String, Vec<u8>>,
+        pub store: crate::quota::local::mem::MemStore,
+        /// (cluster, service, method, message, timeout_ms) of every gRPC call started.
+        pub grpc_calls: Vec<(String, String, String, Vec<u8>, u64)>,
+        pub resumed: usize,
     }
 
     impl FakeHost {
@@ -130,6 +154,32 @@ pub mod fake {
         fn record_metric(&mut self, id: u32, value: u64) {
             let name = self.metric_names[id as usize].1.clone();
             self.histograms.entry(name).or_default().push(value);
+        }
+        fn property(&self, path: &[&str]) -> Option<Vec<u8>> {
+            self.properties.get(&path.join(".")).cloned()
+        }
+        fn shared_data(&mut self) -> &mut dyn SharedStore {
+            &mut self.store
+        }
+        fn dispatch_grpc(
+            &mut self,
+            cluster: &str,
+            service: &str,
+            method: &str,
+            message: &[u8],
+            timeout_ms: u64,
+        ) -> Option<u32> {
+            self.grpc_calls.push((
+                cluster.into(),
+                service.into(),
+                method.into(),
+                message.to_vec(),
+                timeout_ms,
+            ));
+            u32::try_from(self.grpc_calls.len()).ok()
+        }
+        fn resume_request(&mut self) {
+            self.resumed += 1;
         }
     }
 

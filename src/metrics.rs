@@ -126,7 +126,8 @@ impl Metrics {
         }
     }
 
-    fn add(&mut self, host: &mut dyn Host, name: String, delta: u64) {
+    /// Adds `delta` to the counter `name` (`name;label=value…`), defining it on first use.
+    pub fn add(&mut self, host: &mut dyn Host, name: String, delta: u64) {
         if delta == 0 {
             return;
         }
