@@ -521,10 +521,12 @@ def test_kubernetes_sidecar_wiring():
     env = {e["name"]: e for e in envoy["env"]}
     keys = wasm_config(cfg)["vm_config"]["environment_variables"]["host_env_keys"]
     for key in keys:
+        assert key in env, f"{key} is in host_env_keys: give the envoy container that env var (deployment.yaml)"
         ref = env[key]["valueFrom"]["secretKeyRef"]
         assert ref["name"] == "llm-gateway-provider-keys" and ref["key"] == key
     secret = one(DEPLOY / "kubernetes/secret.example.yaml", "Secret")
-    assert set(keys) <= set(secret["stringData"]) and not any(secret["stringData"].values())
+    assert set(keys) <= set(secret["stringData"]), "list every provider key in secret.example.yaml"
+    assert not any(secret["stringData"].values()), "secret.example.yaml must not hold a key"
     # probes and Service use the ops port, whose routes serve the probe paths
     ops = {l["name"]: l for l in cfg["static_resources"]["listeners"]}["ops"]
     port = ops["address"]["socket_address"]["port_value"]
@@ -743,7 +745,7 @@ def test_env_example_has_no_keys_and_env_is_ignored():
     assert ".env" in (ROOT / ".gitignore").read_text().split()
     keys = set(wasm_config(compose_envoy())["vm_config"]["environment_variables"]["host_env_keys"])
     example = {l.partition("=")[0] for l in (ROOT / ".env.example").read_text().splitlines() if "=" in l}
-    assert keys <= example
+    assert keys <= example, f"add {sorted(keys - example)} to .env.example (empty)"
 
 
 # --------------------------------------------------------------------------- Grafana dashboard
