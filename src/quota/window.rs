@@ -164,6 +164,23 @@ pub fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
     (era * 146_097 + doe).saturating_sub(719_468)
 }
 
+/// In the JSON Schema a window is a string: `second`, `minute`, `hour`, `day`, `month`,
+/// or a number of seconds such as `90s`.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Window {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Window".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^(second|minute|hour|day|month|[1-9][0-9]*s)$",
+            "description": "Fixed window aligned to UTC: second, minute, hour, day, month (calendar, UTC), or N seconds such as `90s`."
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
