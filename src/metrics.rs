@@ -246,6 +246,18 @@ mod tests {
     }
 
     #[test]
+    fn shipped_envoy_config_tags_every_label() {
+        let yaml = include_str!("../envoy/envoy.yaml");
+        for label in LABELS.iter().chain(crate::quota::metrics::LABELS) {
+            let tag = format!("tag_name: {label}, regex: \"(;{label}=([^;]*))\"");
+            assert!(
+                yaml.contains(&tag),
+                "envoy/envoy.yaml lacks the stats_tag for `{label}`"
+            );
+        }
+    }
+
+    #[test]
     fn status_classes() {
         assert_eq!(status_class(Some(200)), "2xx");
         assert_eq!(status_class(Some(429)), "4xx");
