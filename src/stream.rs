@@ -99,9 +99,40 @@ impl OpenAiStreamObserver {
         }
         let stats = chunk.choices.unwrap_or_default();
         let mut first_content = false;
-        if stats.has_content {
+        if let Some(response) = &chunk.response {
+            if let Some(raw) = response.usage {
+                if let Ok(u) = serde_json::from_str::<OpenAiUsage>(raw.get()) {
+                    self.usage = Some(u.to_usage());
+                }
+            }
+            if let Some(err) = response.error.filter(|e| e.get() != "null") {
+                self.set_error(Some(err));
+            }
+        }
+        let responses_delta = match (chunk.kind, chunk.delta) {
+            (Some(kind), Some(raw))
+                if kind.starts_with("response.") && kind.ends_with(".delta") =>
+            {
+                serde_json::from_str::<String>(raw.get())
+                    .ok()
+                    .filter(|d| !d.is_empty())
+            }
+            _ => None,
+        };
+        if let Some(text) = &responses_delta {
+            self.output_chars = self
+                .output_chars
+                .saturating_add(text.chars().count() as u64);
+            self.estimator.push(text);
             self.content_chunks = self.content_chunks.saturating_add(1);
             if !self.first_content_seen {
+                self.first_content_seen = true;
+                first_content = true;
+            }
+        }
+        if stats.has_content {
+            self.content_chunks = self.content_chunks.saturating_add(1);
+            if !self.first_content_seen && !first_content {
                 self.first_content_seen = true;
                 first_content = true;
             }
@@ -195,6 +226,22 @@ impl OpenAiStreamObserver {
 struct Chunk<'a> {
     #[serde(default, borrow)]
     choices: Option<Choices<'a>>,
+    #[serde(default, borrow)]
+    usage: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    error: Option<&'a RawValue>,
+    // Responses API events: `{"type":"response.output_text.delta","delta":"…"}`,
+    // `{"type":"response.completed","response":{…,"usage":{…}}}`.
+    #[serde(default, rename = "type", borrow)]
+    kind: Option<&'a str>,
+    #[serde(default, borrow)]
+    delta: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    response: Option<ResponseObject<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct ResponseObject<'a> {
     #[serde(default, borrow)]
     usage: Option<&'a RawValue>,
     #[serde(default, borrow)]
@@ -408,6 +455,45 @@ impl<'de: 'a, 'a> Deserialize<'de> for Choices<'a> {
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod responses_api_tests {
+    use super::*;
+    use crate::sse::SseParser;
+
+    #[test]
+    fn responses_stream_usage_and_first_content() {
+        let stream = concat!(
+            "event: response.created\n",
+            "data: {\"type\":\"response.created\",\"response\":{\"id\":\"resp_1\",\"status\":\"in_progress\",\"usage\":null}}\n\n",
+            "event: response.output_text.delta\n",
+            "data: {\"type\":\"response.output_text.delta\",\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"Hello\"}\n\n",
+            "event: response.output_text.delta\n",
+            "data: {\"type\":\"response.output_text.delta\",\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\" world\"}\n\n",
+            "event: response.completed\n",
+            "data: {\"type\":\"response.completed\",\"response\":{\"id\":\"resp_1\",\"status\":\"completed\",\"error\":null,",
+            "\"usage\":{\"input_tokens\":11,\"input_tokens_details\":{\"cached_tokens\":2},\"output_tokens\":3,",
+            "\"output_tokens_details\":{\"reasoning_tokens\":1},\"total_tokens\":14}}}\n\n",
+        );
+        let mut obs = OpenAiStreamObserver::new();
+        let mut parser = SseParser::new();
+        let mut firsts = 0;
+        let mut dropped = 0;
+        parser.feed(stream.as_bytes(), |ev| {
+            let o = obs.observe(ev);
+            firsts += usize::from(o.first_content);
+            dropped += usize::from(o.verdict == EventVerdict::DropUsageOnly);
+        });
+        assert_eq!((firsts, dropped), (1, 0));
+        let u = obs.usage().unwrap();
+        assert_eq!(
+            (u.input, u.output, u.cached_input, u.reasoning),
+            (11, 3, 2, 1)
+        );
+        assert_eq!(obs.error(), None);
+        assert_eq!(obs.output_chars(), 11);
     }
 }
 
