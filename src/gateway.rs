@@ -33,6 +33,11 @@ pub enum Flow {
 /// Client credentials removed before a routed request goes upstream.
 pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key"];
 
+/// Set to `true` on routed streaming requests, so routes can tell streams apart (the
+/// shipped demo provider answers them with an event stream). Internal like the routing
+/// headers: a client-sent copy is removed.
+pub const STREAM_HEADER: &str = "x-llm-gateway-stream";
+
 /// Names of the access-log attributes (Envoy filter state `wasm.<name>`).
 pub mod attr {
     pub const PROVIDER: &str = "llm_gateway.provider";
@@ -152,6 +157,7 @@ impl RequestFlow {
         // Routing headers are ours alone: a client-sent copy never survives.
         host.remove_request_header(&self.config.cluster_header);
         host.remove_request_header(&self.config.provider_header);
+        host.remove_request_header(STREAM_HEADER);
 
         let path = host.request_header(":path").unwrap_or_default();
         let Some(endpoint) = Endpoint::from_path(&path) else {
@@ -278,6 +284,9 @@ impl RequestFlow {
         if let Some(new_body) = new_body {
             host.replace_request_body(&new_body);
             host.set_request_header("content-length", &new_body.len().to_string());
+        }
+        if info.stream {
+            host.set_request_header(STREAM_HEADER, "true");
         }
         let client_version = host.request_header("anthropic-version");
         set_upstream_headers(host, &config, provider, upstream_endpoint, model);

@@ -265,6 +265,15 @@ def test_shipped_config_serves_every_endpoint_from_the_demo_provider():
         assert gw.wait_metric("llm_gateway_tokens_total", 12, provider="demo", model="gpt-4o-mini", type="input") == 12
         assert gw.metric("llm_gateway_tokens_total", provider="demo", model="text-embedding-3-small",
                          type="input") == 8
+        # Streams get an event stream from the demo provider, through any SDK.
+        from openai import OpenAI
+        client = OpenAI(base_url=f"http://127.0.0.1:{gw.port}/v1", api_key="unused", max_retries=0)
+        stream = client.chat.completions.create(model="demo-stream", stream=True,
+                                                messages=[{"role": "user", "content": "hi"}])
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert text.startswith("Hello from the llm-gateway demo provider")
+        assert gw.wait_metric("llm_gateway_tokens_total", 18, provider="demo", model="demo-stream", type="output",
+                              estimated="false") == 18
 
 
 def test_openai_sdk_chat_and_embeddings(gw, mock):
