@@ -55,7 +55,8 @@ class AnthropicMock(MockProvider):
         self.api_key = api_key
         # The anthropic-version the next requests must carry (a test sets it to the SDK's).
         self.expect_version = "2023-06-01"
-        self.reported: list[dict] = []  # usage of every answer, in Anthropic's terms
+        self.reported: list[dict] = []  # usage of every complete answer, in Anthropic's terms
+        self.partial: list[dict] = []   # usage of streams that ended before message_delta
         self.failures: list[str] = []
         self.expect_estimated = False
         self._n = 0
@@ -65,6 +66,7 @@ class AnthropicMock(MockProvider):
         with self.lock:
             self.requests.clear()
         self.reported.clear()
+        self.partial.clear()
         self.failures.clear()
         self.expect_estimated = False
         self.expect_version = expect_version
@@ -187,8 +189,9 @@ class AnthropicMock(MockProvider):
             stop = "end_turn"
         cut = "[cut]" in text and bool(body.get("stream"))
         midstream = "[midstream]" in text and bool(body.get("stream"))
-        # A cut stream ends after message_start, whose usage says output_tokens 1.
-        self.reported.append({**usage, "output_tokens": 1} if cut or midstream else usage)
+        # A stream that ends early never reports its final usage (message_delta): only
+        # message_start's, whose output_tokens is a placeholder.
+        (self.partial if cut or midstream else self.reported).append(usage)
         msg_id = f"msg_01Mock{n:016d}"
         if body.get("stream"):
             return Reply(200, headers={"content-type": "text/event-stream; charset=utf-8",

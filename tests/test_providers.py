@@ -224,14 +224,56 @@ def test_openai_sse_stream_from_anthropic_is_well_formed_and_incremental(gw, an)
     assert len(got) > 3  # delivered in pieces, not buffered whole
 
 
+def estimated_tokens(gw, provider, before=None, timeout=5.0):
+    """{type: value} of the estimated token counters, waiting until they differ from `before`."""
+    def read():
+        return {t: gw.metric("llm_gateway_tokens_total", provider=provider, type=t, estimated="true")
+                for t in ("input", "output")}
+    value = read()
+    deadline = time.time() + timeout
+    while before is not None and value == before and time.time() < deadline:
+        time.sleep(0.1)
+        value = read()
+    return value
+
+
 def test_openai_stream_cut_by_anthropic_ends_with_an_error_chunk(gw, an):
+    an.expect_estimated = True
+    before = estimated_tokens(gw, "anthropic")
+    texts = []
     with pytest.raises(openai.APIError) as exc:
-        for _ in oai(gw).chat.completions.create(model=CLAUDE, stream=True, messages=user("[cut] go")):
-            pass
+        for chunk in oai(gw).chat.completions.create(model=CLAUDE, stream=True, messages=user("[cut] go")):
+            if chunk.choices and chunk.choices[0].delta.content:
+                texts.append(chunk.choices[0].delta.content)
+    assert texts == STREAM_PIECES
     assert "before the response was complete" in str(exc.value)
+    # message_delta never came: input as message_start reported it, output estimated from
+    # the streamed text (not message_start's placeholder output_tokens 1).
+    after = estimated_tokens(gw, "anthropic", before)
+    u = an.partial[0]
+    assert after["input"] - before["input"] == (u["input_tokens"] + u["cache_read_input_tokens"]
+                                                + u["cache_creation_input_tokens"])
+    assert len("".join(STREAM_PIECES)) / 6 <= after["output"] - before["output"] <= len("".join(STREAM_PIECES))
+
+
+def test_client_leaving_an_anthropic_stream_records_usage_as_estimated(gw, an):
+    an.expect_estimated = True
+    before = estimated_tokens(gw, "anthropic")
+    status, _, got = stream_request(gw.port, {"model": CLAUDE, "stream": True, "messages": user("bye")},
+                                    read_chunks=1)
+    assert status == 200
+    after = estimated_tokens(gw, "anthropic", before, timeout=10)
+    # The mock sent the whole stream, but the gateway saw only its start.
+    an.partial.extend(an.reported)
+    an.reported.clear()
+    u = an.partial[0]
+    assert after["input"] - before["input"] == (u["input_tokens"] + u["cache_read_input_tokens"]
+                                                + u["cache_creation_input_tokens"])
+    assert after["output"] - before["output"] >= 0
 
 
 def test_anthropic_mid_stream_error_reaches_openai_client_as_error_chunk(gw, an):
+    an.expect_estimated = True
     before = gw.metric("llm_gateway_upstream_errors_total", provider="anthropic", type="overloaded_error")
     texts = []
     with pytest.raises(openai.APIError) as exc:
@@ -664,6 +706,7 @@ def test_anthropic_sdk_native_stream_and_tools(gw, an):
 
 def test_anthropic_mid_stream_error_reaches_anthropic_client_unchanged(gw, an):
     an.reset(expect_version=SDK_ANTHROPIC_VERSION)
+    an.expect_estimated = True
     with pytest.raises(anthropic.APIStatusError) as exc:
         with ant(gw).messages.stream(model="sonnet", max_tokens=10, messages=user("[midstream]")) as s:
             s.get_final_message()
