@@ -732,3 +732,43 @@ def test_client_credentials_never_reach_a_provider(gw, an, oa, az):
     status, _, body = gw.post("/v1/messages", {"model": GPT, "max_tokens": 5, "messages": user("x")}, headers=h)
     assert status == 200, body
     assert (len(an.requests), len(oa.requests), len(az.requests)) == (1, 2, 1)
+
+
+# =========================================================== the shipped envoy/envoy.yaml
+
+def test_shipped_config_without_keys_serves_both_client_apis_from_the_demo():
+    with Envoy() as e:
+        msg = ant(e).messages.create(model="claude-haiku-4-5", max_tokens=50, messages=user("hi"))
+        assert msg.type == "message" and msg.content[0].text.startswith("Hello from the llm-gateway demo")
+        assert (msg.usage.input_tokens, msg.usage.output_tokens) == (12, 18)
+        out = oai(e).chat.completions.create(model="claude-haiku-4-5", messages=user("hi"))
+        assert out.usage.total_tokens == 30
+        assert e.wait_metric("llm_gateway_tokens_total", 24, provider="demo", model="claude-haiku-4-5",
+                             type="input", estimated="false") == 24
+
+
+def test_shipped_config_with_keys_reaches_anthropic_azure_and_openai(mocks):
+    an, oa, az = mocks["anthropic"], mocks["openai"], mocks["azure"]
+    for m in (an, oa, az):
+        m.reset()
+    env = {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY, "AZURE_OPENAI_API_KEY": AZURE_KEY}
+    clusters = {"openai": oa.port, "anthropic": an.port, "azure_openai": az.port}
+    with Envoy(clusters=clusters, env=env) as e:
+        out = oai(e).chat.completions.create(model="claude-haiku-4-5", messages=user("hi"))
+        assert out.choices[0].message.content == "".join(STREAM_PIECES)
+        assert an.requests[0].json["max_tokens"] == 4096  # the shipped default_max_tokens
+        out = oai(e).chat.completions.create(model="sonnet", messages=user("hi"))
+        assert an.requests[1].json["model"] == "claude-sonnet-4-6"
+        out = oai(e).chat.completions.create(model="azure/gpt-4o-mini", messages=user("hi"))
+        assert az.deployments == ["gpt-4o-mini"]
+        assert az.requests[0].headers["host"] == "YOUR-RESOURCE.openai.azure.com"
+        msg = ant(e).messages.create(model="gpt-4o-mini", max_tokens=20, messages=user("hi"))
+        assert msg.content[0].text == "".join(PIECES)
+        assert oa.requests[0].path == "/v1/chat/completions"
+        for m in (an, oa, az):
+            assert m.failures == []
+        for provider, m in (("anthropic", an), ("openai", oa), ("azure", az)):
+            want = m.expected_tokens()
+            for t in TOKEN_TYPES:
+                assert e.wait_metric("llm_gateway_tokens_total", want[t], provider=provider, type=t,
+                                     estimated="false") == want[t], (provider, t)
