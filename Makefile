@@ -11,9 +11,12 @@ TARGET := wasm32-wasip1
 
 run: build venv
 	@echo "llm-gateway: http://127.0.0.1:10000/v1  (admin/metrics: http://127.0.0.1:9901/stats/prometheus)"
-	@if [ -z "$$OPENAI_API_KEY" ]; then echo "No OPENAI_API_KEY: every model is served by the built-in demo provider."; \
-	 else echo "OPENAI_API_KEY set: gpt-*/o* models and openai/<model> go to api.openai.com."; fi
+	@if [ -z "$$OPENAI_API_KEY$$ANTHROPIC_API_KEY$$AZURE_OPENAI_API_KEY" ]; then echo "No provider keys: every model is served by the built-in demo provider."; fi
+	@if [ -n "$$OPENAI_API_KEY" ]; then echo "OPENAI_API_KEY set: gpt-*/o* models and openai/<model> go to api.openai.com."; fi
+	@if [ -n "$$ANTHROPIC_API_KEY" ]; then echo "ANTHROPIC_API_KEY set: claude-* models and anthropic/<model> go to api.anthropic.com."; fi
+	@if [ -n "$$AZURE_OPENAI_API_KEY" ]; then echo "AZURE_OPENAI_API_KEY set: azure/<model> goes to the azure_openai cluster (set YOUR-RESOURCE in envoy/envoy.yaml)."; fi
 	@echo "Try: curl -s localhost:10000/v1/chat/completions -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'"
+	@echo " or: curl -s localhost:10000/v1/messages -d '{\"model\":\"claude-haiku-4-5\",\"max_tokens\":100,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'"
 	exec $(ENVOY) -c envoy/envoy.yaml --concurrency 2 -l warning --component-log-level wasm:info
 
 test: setup lint unit build integration

@@ -563,10 +563,14 @@ impl RequestFlow {
         }
     }
 
-    /// Usage as reported, or estimated for a stream that never reported it.
+    /// Usage as reported, or estimated for a stream that never reported it. An error
+    /// answer (status >= 400) produced no tokens: nothing is estimated for it.
     fn final_usage(&self) -> Option<Usage> {
         if let Some(u) = self.tap.usage() {
             return Some(u);
+        }
+        if self.status.is_some_and(|s| s >= 400) {
+            return None;
         }
         let input = self.input_estimate?;
         let output = self.tap.estimated_output().unwrap_or(0);
@@ -1023,6 +1027,40 @@ mod tests {
             vec![250]
         );
         assert_eq!(host.attributes[attr::TOTAL_TOKENS], b"16");
+    }
+
+    #[test]
+    fn error_answer_to_a_stream_request_is_not_estimated() {
+        for content_type in ["application/json", "text/event-stream"] {
+            let mut f = flow(&keys());
+            let mut host = FakeHost::request("POST", "/v1/chat/completions", &[]);
+            send(
+                &mut f,
+                &mut host,
+                br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"a long enough prompt"}]}"#,
+            );
+            host.response_headers.insert(":status".into(), "429".into());
+            host.response_headers
+                .insert("content-type".into(), content_type.into());
+            f.on_response_headers(&mut host, false);
+            let body = br#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#;
+            host.response_chunk = body.to_vec();
+            f.on_response_body(&mut host, body.len(), true);
+            f.on_log(&mut host);
+            assert!(
+                !host
+                    .counters
+                    .keys()
+                    .any(|k| k.starts_with("llm_gateway_tokens_total")),
+                "{content_type}: {:?}",
+                host.counters
+            );
+            assert_eq!(
+                host.counter("llm_gateway_requests_total;provider=openai;model=gpt-4o;operation=chat;status_class=4xx"),
+                1
+            );
+            assert!(!host.attributes.contains_key(attr::INPUT_TOKENS));
+        }
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub struct AnthropicStreamObserver {
     estimator: TokenEstimator,
     error: Option<String>,
     stopped: bool,
+    /// `message_delta` reported usage: the output count is final, not `message_start`'s
+    /// placeholder.
+    final_usage_seen: bool,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +90,7 @@ impl AnthropicStreamObserver {
                     let mut u = self.usage.unwrap_or_default();
                     u.merge(&later);
                     self.usage = Some(u);
+                    self.final_usage_seen = true;
                 }
             }
             "content_block_delta" => {
@@ -117,9 +121,21 @@ impl AnthropicStreamObserver {
         false
     }
 
-    /// Usage as reported so far (`message_start`, updated by `message_delta`).
+    /// Usage as reported (`message_start`, updated by `message_delta`). Until
+    /// `message_delta` reports the final count, `message_start`'s `output_tokens` is only
+    /// a placeholder (typically 1): a stream that ends before it (cut, error event, client
+    /// gone) yields the reported input with the output estimated from the streamed text,
+    /// marked `estimated`.
     pub fn usage(&self) -> Option<Usage> {
-        self.usage.map(|u| u.to_usage())
+        let u = self.usage?.to_usage();
+        if self.final_usage_seen {
+            return Some(u);
+        }
+        Some(Usage {
+            output: u.output.max(self.estimator.estimate()),
+            estimated: true,
+            ..u
+        })
     }
 
     pub fn estimated_output_tokens(&self) -> u64 {
@@ -182,6 +198,25 @@ mod tests {
             assert!(obs.estimated_output_tokens() >= 4);
             assert_eq!(obs.error(), None);
         }
+    }
+
+    #[test]
+    fn stream_ending_before_message_delta_has_estimated_output() {
+        let cut = STREAM
+            .find("event: message_delta")
+            .and_then(|i| STREAM.get(..i))
+            .unwrap();
+        for split in [1, 7, 4096] {
+            let (obs, _) = run(cut, split);
+            let u = obs.usage().unwrap();
+            // Input as message_start reported it; output from the text, not the placeholder 1.
+            assert_eq!((u.input, u.cached_input), (28, 3), "split {split}");
+            assert!(u.estimated);
+            assert_eq!(u.output, obs.estimated_output_tokens());
+            assert!(u.output >= 4);
+        }
+        let (obs, _) = run(STREAM, 9);
+        assert!(!obs.usage().unwrap().estimated);
     }
 
     #[test]

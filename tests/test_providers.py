@@ -1,0 +1,813 @@
+"""Provider translation end to end: OpenAI and Anthropic clients (the official SDKs) in front of
+OpenAI, Anthropic and Azure OpenAI providers (mocks that check what they receive against each
+provider's public API), through the real Envoy and the compiled filter.
+
+One Envoy serves the whole module; the mocks' records are reset before every test and token
+metrics are compared as differences, so tests do not depend on each other's order."""
+import json
+import time
+
+import anthropic
+import openai
+import pytest
+
+from harness import Envoy, openai_sse, stream_request
+from mock_anthropic import STREAM_PIECES, AnthropicMock
+from mock_openai import PIECES, OpenAIMock
+
+OPENAI_KEY = "sk-proj-upstream-openai-0123456789"
+ANTHROPIC_KEY = "sk-ant-api03-upstream-anthropic-0123456789"
+AZURE_KEY = "0123456789abcdef0123456789abcdef"
+AZURE_VERSION = "2024-10-21"
+SDK_ANTHROPIC_VERSION = anthropic._constants.ANTHROPIC_API_VERSION
+DEFAULT_MAX_TOKENS = 1024
+
+CLAUDE = "claude-sonnet-4-6"
+GPT = "gpt-4.1-mini"          # OpenAI
+AZ_CHAT = "gpt-4o"            # Azure, deployment prod-gpt4o
+AZ_EMBED = "text-embedding-3-small"  # Azure, deployment emb-small
+TOKEN_TYPES = ("input", "output", "cached_input", "cache_creation_input")
+
+WEATHER_OPENAI = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
+                   "required": ["city"]}}}
+WEATHER_ANTHROPIC = {"name": "get_weather", "description": "Current weather in a city",
+                     "input_schema": WEATHER_OPENAI["function"]["parameters"]}
+
+
+def plugin_config():
+    return {
+        "providers": [
+            {"name": "openai", "type": "openai", "cluster": "openai", "host": "api.openai.com",
+             "api_key_env": "OPENAI_API_KEY"},
+            {"name": "anthropic", "type": "anthropic", "cluster": "anthropic", "host": "api.anthropic.com",
+             "api_key_env": "ANTHROPIC_API_KEY", "default_max_tokens": DEFAULT_MAX_TOKENS},
+            {"name": "azure", "type": "azure_openai", "cluster": "azure", "host": "myres.openai.azure.com",
+             "api_key_env": "AZURE_OPENAI_API_KEY", "api_version": AZURE_VERSION,
+             "deployments": {AZ_CHAT: "prod-gpt4o", AZ_EMBED: "emb-small"}},
+        ],
+        "models": [
+            {"match": "claude-*", "provider": "anthropic"},
+            {"match": "sonnet", "provider": "anthropic", "upstream_model": CLAUDE},
+            {"match": AZ_CHAT, "provider": "azure"},
+            {"match": AZ_EMBED, "provider": "azure"},
+            {"match": "gpt-4.1*", "provider": "openai"},
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def mocks():
+    ms = {"anthropic": AnthropicMock(ANTHROPIC_KEY).start(),
+          "openai": OpenAIMock(OPENAI_KEY).start(),
+          "azure": OpenAIMock(AZURE_KEY, "azure", AZURE_VERSION).start()}
+    yield ms
+    for m in ms.values():
+        m.stop()
+
+
+@pytest.fixture(scope="module")
+def gw(mocks):
+    env = {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY, "AZURE_OPENAI_API_KEY": AZURE_KEY}
+    with Envoy(plugin_config(), {name: m.port for name, m in mocks.items()}, env=env) as e:
+        yield e
+
+
+class Tokens:
+    """Token counters of one provider, compared to their value when the test started."""
+
+    def __init__(self, gw, provider):
+        self.gw, self.provider = gw, provider
+        self.before = {t: gw.metric("llm_gateway_tokens_total", provider=provider, type=t, estimated="false")
+                       for t in TOKEN_TYPES}
+        self.before_est = gw.metric("llm_gateway_tokens_total", provider=provider, estimated="true")
+
+    def assert_exact(self, expected: dict, estimated_allowed: bool = False):
+        got = {}
+        for t in TOKEN_TYPES:
+            want = self.before[t] + expected[t]
+            got[t] = self.gw.wait_metric("llm_gateway_tokens_total", want, provider=self.provider, type=t,
+                                         estimated="false") - self.before[t]
+        assert got == {t: expected[t] for t in TOKEN_TYPES}
+        if not estimated_allowed:
+            assert self.gw.metric("llm_gateway_tokens_total", provider=self.provider,
+                                  estimated="true") == self.before_est
+
+
+@pytest.fixture
+def an(gw, mocks):
+    m = mocks["anthropic"]
+    m.reset()
+    t = Tokens(gw, "anthropic")
+    yield m
+    assert m.failures == [], m.failures
+    t.assert_exact(m.expected_tokens(), m.expect_estimated)
+
+
+@pytest.fixture
+def oa(gw, mocks):
+    m = mocks["openai"]
+    m.reset()
+    t = Tokens(gw, "openai")
+    yield m
+    assert m.failures == [], m.failures
+    t.assert_exact(m.expected_tokens(), m.expect_estimated)
+
+
+@pytest.fixture
+def az(gw, mocks):
+    m = mocks["azure"]
+    m.reset()
+    t = Tokens(gw, "azure")
+    yield m
+    assert m.failures == [], m.failures
+    t.assert_exact(m.expected_tokens(), m.expect_estimated)
+
+
+class Counter:
+    """A counter's value now; `grew(n)` waits until it is exactly n more (counters are live)."""
+
+    def __init__(self, gw, name, **labels):
+        self.gw, self.name, self.labels = gw, name, labels
+        self.before = gw.metric(name, **labels)
+
+    def grew(self, n=1) -> bool:
+        return self.gw.wait_metric(self.name, self.before + n, **self.labels) == self.before + n
+
+
+def oai(gw):
+    return openai.OpenAI(base_url=f"http://127.0.0.1:{gw.port}/v1", api_key="sk-client-virtual-key", max_retries=0)
+
+
+def ant(gw):
+    return anthropic.Anthropic(base_url=f"http://127.0.0.1:{gw.port}", api_key="sk-ant-client-virtual-key",
+                               max_retries=0)
+
+
+def user(text):
+    return [{"role": "user", "content": text}]
+
+
+# =========================================================== OpenAI clients -> Anthropic
+
+def test_openai_sdk_chat_to_anthropic(gw, an):
+    out = oai(gw).chat.completions.create(model=CLAUDE, temperature=0.2, messages=[
+        {"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hello"}])
+    assert out.choices[0].message.content == "".join(STREAM_PIECES)
+    assert out.choices[0].finish_reason == "stop"
+    assert out.model == CLAUDE and out.object == "chat.completion" and out.id.startswith("msg_")
+    u = an.reported[0]
+    assert out.usage.prompt_tokens == u["input_tokens"] + u["cache_read_input_tokens"] + u["cache_creation_input_tokens"]
+    assert out.usage.completion_tokens == u["output_tokens"]
+    assert out.usage.total_tokens == out.usage.prompt_tokens + out.usage.completion_tokens
+    assert out.usage.prompt_tokens_details.cached_tokens == u["cache_read_input_tokens"]
+    rec = an.requests[0]
+    body = rec.json
+    assert body["system"] == "You are terse."
+    assert body["messages"] == [{"role": "user", "content": "Say hello"}]
+    assert body["model"] == CLAUDE and body["max_tokens"] == DEFAULT_MAX_TOKENS and body["temperature"] == 0.2
+    assert rec.headers["host"] == "api.anthropic.com"
+
+
+def test_openai_client_max_tokens_alias_and_multi_turn(gw, an):
+    ok = Counter(gw, "llm_gateway_requests_total", provider="anthropic", model=CLAUDE, operation="chat",
+                 status_class="2xx")
+    out = oai(gw).chat.completions.create(model="sonnet", max_tokens=77, messages=[
+        {"role": "user", "content": "one"}, {"role": "assistant", "content": "two"},
+        {"role": "user", "content": "three"}, {"role": "user", "content": "four"}])
+    assert out.choices[0].message.content
+    body = an.requests[0].json
+    assert body["model"] == CLAUDE and body["max_tokens"] == 77
+    # Consecutive user messages are merged so roles alternate as Anthropic requires.
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
+    assert ok.grew()
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_openai_sdk_stream_from_anthropic(gw, an, include_usage):
+    kwargs = {"stream_options": {"include_usage": True}} if include_usage else {}
+    stream = oai(gw).chat.completions.create(model=CLAUDE, stream=True, messages=user("Stream please"), **kwargs)
+    deltas, usage, finish, ids, models = [], None, None, set(), set()
+    for chunk in stream:
+        ids.add(chunk.id)
+        models.add(chunk.model)
+        assert chunk.object == "chat.completion.chunk"
+        if chunk.choices:
+            if chunk.choices[0].delta.content:
+                deltas.append(chunk.choices[0].delta.content)
+            finish = chunk.choices[0].finish_reason or finish
+        if chunk.usage:
+            usage = chunk.usage
+    assert deltas == STREAM_PIECES
+    assert finish == "stop"
+    assert len(ids) == 1 and next(iter(ids)).startswith("msg_") and models == {CLAUDE}
+    u = an.reported[0]
+    if include_usage:
+        assert usage.prompt_tokens == u["input_tokens"] + u["cache_read_input_tokens"] + u["cache_creation_input_tokens"]
+        assert usage.completion_tokens == u["output_tokens"]
+        assert usage.prompt_tokens_details.cached_tokens == u["cache_read_input_tokens"]
+    else:
+        assert usage is None
+    body = an.requests[0].json
+    assert body["stream"] is True and "stream_options" not in body
+
+
+def test_openai_sse_stream_from_anthropic_is_well_formed_and_incremental(gw, an):
+    status, headers, got = stream_request(gw.port, {"model": CLAUDE, "stream": True, "messages": user("hi")})
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    raw = b"".join(d for _, d in got)
+    events = [e for e in raw.split(b"\n\n") if e]
+    assert all(e.startswith(b"data: ") for e in events), raw[:500]
+    assert events[-1] == b"data: [DONE]"
+    assert b"event:" not in raw and b'"usage"' not in raw
+    assert len(got) > 3  # delivered in pieces, not buffered whole
+
+
+def estimated_tokens(gw, provider, before=None, timeout=5.0):
+    """{type: value} of the estimated token counters, waiting until they differ from `before`."""
+    def read():
+        return {t: gw.metric("llm_gateway_tokens_total", provider=provider, type=t, estimated="true")
+                for t in ("input", "output")}
+    value = read()
+    deadline = time.time() + timeout
+    while before is not None and value == before and time.time() < deadline:
+        time.sleep(0.1)
+        value = read()
+    return value
+
+
+def test_openai_stream_cut_by_anthropic_ends_with_an_error_chunk(gw, an):
+    an.expect_estimated = True
+    before = estimated_tokens(gw, "anthropic")
+    texts = []
+    with pytest.raises(openai.APIError) as exc:
+        for chunk in oai(gw).chat.completions.create(model=CLAUDE, stream=True, messages=user("[cut] go")):
+            if chunk.choices and chunk.choices[0].delta.content:
+                texts.append(chunk.choices[0].delta.content)
+    assert texts == STREAM_PIECES
+    assert "before the response was complete" in str(exc.value)
+    # message_delta never came: input as message_start reported it, output estimated from
+    # the streamed text (not message_start's placeholder output_tokens 1).
+    after = estimated_tokens(gw, "anthropic", before)
+    u = an.partial[0]
+    assert after["input"] - before["input"] == (u["input_tokens"] + u["cache_read_input_tokens"]
+                                                + u["cache_creation_input_tokens"])
+    assert len("".join(STREAM_PIECES)) / 6 <= after["output"] - before["output"] <= len("".join(STREAM_PIECES))
+
+
+def test_client_leaving_an_anthropic_stream_records_usage_as_estimated(gw, an):
+    an.expect_estimated = True
+    before = estimated_tokens(gw, "anthropic")
+    status, _, got = stream_request(gw.port, {"model": CLAUDE, "stream": True, "messages": user("bye")},
+                                    read_chunks=1)
+    assert status == 200
+    after = estimated_tokens(gw, "anthropic", before, timeout=10)
+    # The mock sent the whole stream, but the gateway saw only its start.
+    an.partial.extend(an.reported)
+    an.reported.clear()
+    u = an.partial[0]
+    assert after["input"] - before["input"] == (u["input_tokens"] + u["cache_read_input_tokens"]
+                                                + u["cache_creation_input_tokens"])
+    assert after["output"] - before["output"] >= 0
+
+
+def test_anthropic_mid_stream_error_reaches_openai_client_as_error_chunk(gw, an):
+    an.expect_estimated = True
+    before = gw.metric("llm_gateway_upstream_errors_total", provider="anthropic", type="overloaded_error")
+    texts = []
+    with pytest.raises(openai.APIError) as exc:
+        for chunk in oai(gw).chat.completions.create(model=CLAUDE, stream=True, messages=user("[midstream] go")):
+            if chunk.choices and chunk.choices[0].delta.content:
+                texts.append(chunk.choices[0].delta.content)
+    assert texts == STREAM_PIECES[:1]
+    assert exc.value.body == {"message": "Overloaded", "type": "server_error", "param": None,
+                              "code": "overloaded_error"}
+    assert gw.wait_metric("llm_gateway_upstream_errors_total", before + 1, provider="anthropic",
+                          type="overloaded_error") == before + 1
+
+
+def test_translated_streams_record_time_to_first_token(gw, an, oa):
+    labels = [dict(provider="anthropic", model=CLAUDE), dict(provider="openai", model=GPT)]
+    time.sleep(1.2)  # histograms are published on Envoy's stats flush (0.5 s): let earlier samples land
+    before = [gw.metric("gen_ai_server_time_to_first_token_ms_count", **l) for l in labels]
+    for _ in oai(gw).chat.completions.create(model=CLAUDE, stream=True, messages=user("ttft")):
+        pass
+    with ant(gw).messages.stream(model=GPT, max_tokens=10, messages=user("ttft")) as s:
+        s.get_final_message()
+    for l, b in zip(labels, before):
+        assert gw.wait_metric("gen_ai_server_time_to_first_token_ms_count", b + 1, **l) == b + 1
+
+
+TOOL_ARGS = {"city": "Paris", "unit": "celsius"}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_sdk_tool_call_round_trip_with_anthropic(gw, an, stream):
+    client = oai(gw)
+    messages = [{"role": "system", "content": "Use tools."},
+                {"role": "user", "content": "Weather in Paris? [tool]"}]
+    if stream:
+        calls, text = {}, ""
+        finish = None
+        for chunk in client.chat.completions.create(model=CLAUDE, messages=messages, tools=[WEATHER_OPENAI],
+                                                    stream=True):
+            if not chunk.choices:
+                continue
+            d = chunk.choices[0].delta
+            text += d.content or ""
+            for tc in d.tool_calls or []:
+                c = calls.setdefault(tc.index, {"id": None, "name": None, "arguments": ""})
+                c["id"] = tc.id or c["id"]
+                if tc.function:
+                    c["name"] = tc.function.name or c["name"]
+                    c["arguments"] += tc.function.arguments or ""
+            finish = chunk.choices[0].finish_reason or finish
+        assert list(calls) == [0]
+        call = calls[0]
+        assistant = {"role": "assistant", "content": text or None, "tool_calls": [
+            {"id": call["id"], "type": "function",
+             "function": {"name": call["name"], "arguments": call["arguments"]}}]}
+    else:
+        out = client.chat.completions.create(model=CLAUDE, messages=messages, tools=[WEATHER_OPENAI],
+                                             tool_choice="auto")
+        finish = out.choices[0].finish_reason
+        msg = out.choices[0].message
+        assert len(msg.tool_calls) == 1
+        call = {"id": msg.tool_calls[0].id, "name": msg.tool_calls[0].function.name,
+                "arguments": msg.tool_calls[0].function.arguments}
+        text = msg.content
+        assistant = msg.model_dump(exclude_none=True)
+    assert finish == "tool_calls"
+    assert text == "Let me look that up."
+    assert call["id"].startswith("toolu_") and call["name"] == "get_weather"
+    assert json.loads(call["arguments"]) == TOOL_ARGS
+    first = an.requests[0].json
+    assert first["tools"] == [WEATHER_ANTHROPIC]
+    assert first["system"] == "Use tools."
+
+    messages += [assistant, {"role": "tool", "tool_call_id": call["id"], "content": "18°C and sunny"}]
+    out = client.chat.completions.create(model=CLAUDE, messages=messages, tools=[WEATHER_OPENAI])
+    assert out.choices[0].message.content == "The tool said: 18°C and sunny"
+    second = an.requests[1].json["messages"]
+    assert [m["role"] for m in second] == ["user", "assistant", "user"]
+    assert [b["type"] for b in second[1]["content"]] == ["text", "tool_use"]
+    assert second[1]["content"][1] == {"type": "tool_use", "id": call["id"], "name": "get_weather",
+                                       "input": TOOL_ARGS}
+    assert second[2]["content"][0]["type"] == "tool_result"
+    assert second[2]["content"][0]["tool_use_id"] == call["id"]
+
+
+def test_openai_sdk_embeddings_against_anthropic_is_unsupported(gw, an):
+    rejected = Counter(gw, "llm_gateway_rejected_total", reason="unsupported_endpoint")
+    with pytest.raises(openai.BadRequestError) as exc:
+        oai(gw).embeddings.create(model=CLAUDE, input="hello")
+    assert exc.value.status_code == 400
+    err = exc.value.response.json()["error"]
+    assert err["code"] == "unsupported_endpoint" and err["type"] == "invalid_request_error"
+    assert err["param"] == "model" and "/embeddings" in err["message"]
+    assert an.requests == []
+    assert rejected.grew()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_529_reaches_openai_client_as_openai_error(gw, an, stream):
+    before = gw.metric("llm_gateway_upstream_errors_total", provider="anthropic", type="overloaded_error")
+    with pytest.raises(openai.InternalServerError) as exc:
+        r = oai(gw).chat.completions.create(model=CLAUDE, messages=user("[overloaded] hi"), stream=stream)
+        if stream:
+            list(r)
+    assert exc.value.status_code == 529
+    assert exc.value.response.headers["content-type"] == "application/json"
+    body = exc.value.response.json()
+    assert set(body) == {"error"}
+    assert body["error"] == {"message": "Overloaded", "type": "server_error", "param": None,
+                             "code": "overloaded_error"}
+    assert gw.wait_metric("llm_gateway_upstream_errors_total", before + 1, provider="anthropic",
+                          type="overloaded_error") == before + 1
+
+
+def test_anthropic_400_reaches_openai_client_as_openai_error(gw, an):
+    with pytest.raises(openai.BadRequestError) as exc:
+        oai(gw).chat.completions.create(model=CLAUDE, messages=user("[invalid]"))
+    err = exc.value.response.json()["error"]
+    assert exc.value.status_code == 400
+    assert err["type"] == "invalid_request_error" and err["code"] == "invalid_request_error"
+    assert "mock rejects this prompt" in err["message"]
+
+
+def test_untranslatable_openai_request_is_400_before_reaching_anthropic(gw, an):
+    with pytest.raises(openai.BadRequestError) as exc:
+        oai(gw).chat.completions.create(model=CLAUDE, messages=user("x"), n=2)
+    assert exc.value.response.json()["error"]["param"] == "n"
+    assert an.requests == []
+
+
+# =========================================================== OpenAI clients -> Azure OpenAI
+
+def test_openai_sdk_chat_to_azure_uses_the_deployment(gw, az):
+    out = oai(gw).chat.completions.create(model=AZ_CHAT, messages=user("hello azure"))
+    assert out.choices[0].message.content == "".join(PIECES)
+    assert out.usage.prompt_tokens == az.reported[0]["prompt_tokens"]
+    rec = az.requests[0]
+    assert az.deployments == ["prod-gpt4o"]
+    assert rec.path == f"/openai/deployments/prod-gpt4o/chat/completions?api-version={AZURE_VERSION}"
+    assert rec.headers["host"] == "myres.openai.azure.com"
+    assert rec.json["messages"] == user("hello azure")
+
+
+def test_azure_model_without_mapping_is_its_own_deployment(gw, az):
+    out = oai(gw).chat.completions.create(model="azure/my-gpt-35", messages=user("x"))
+    assert out.choices[0].message.content
+    assert az.deployments == ["my-gpt-35"]
+    assert az.requests[0].json["model"] == "my-gpt-35"
+
+
+@pytest.mark.parametrize("include_usage", [None, True])
+def test_openai_sdk_stream_from_azure(gw, az, include_usage):
+    kwargs = {"stream_options": {"include_usage": True}} if include_usage else {}
+    deltas, usage = [], None
+    for chunk in oai(gw).chat.completions.create(model=AZ_CHAT, stream=True, messages=user("s"), **kwargs):
+        if chunk.choices and chunk.choices[0].delta.content:
+            deltas.append(chunk.choices[0].delta.content)
+        usage = chunk.usage or usage
+    assert deltas == PIECES
+    # The gateway always asks Azure for usage ...
+    assert az.requests[0].json["stream_options"] == {"include_usage": True}
+    # ... and the client sees it only when it asked.
+    if include_usage:
+        r = az.reported[0]
+        assert (usage.prompt_tokens, usage.completion_tokens) == (r["prompt_tokens"], r["completion_tokens"])
+        assert usage.prompt_tokens_details.cached_tokens == r["cached_tokens"]
+    else:
+        assert usage is None
+
+
+def test_azure_stream_without_include_usage_is_byte_identical(gw, az):
+    status, _, got = stream_request(gw.port, {"model": AZ_CHAT, "stream": True, "messages": user("s")})
+    assert status == 200
+    assert b"".join(d for _, d in got) == b"".join(openai_sse(AZ_CHAT, PIECES, None, include_usage=False))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_sdk_tool_call_round_trip_with_azure(gw, az, stream):
+    client = oai(gw)
+    messages = user("Weather? [tool]")
+    if stream:
+        args, call_id, name = "", None, None
+        for chunk in client.chat.completions.create(model=AZ_CHAT, messages=messages, tools=[WEATHER_OPENAI],
+                                                    stream=True):
+            for tc in (chunk.choices[0].delta.tool_calls or []) if chunk.choices else []:
+                call_id = tc.id or call_id
+                name = (tc.function.name if tc.function else None) or name
+                args += (tc.function.arguments or "") if tc.function else ""
+    else:
+        msg = client.chat.completions.create(model=AZ_CHAT, messages=messages, tools=[WEATHER_OPENAI]).choices[0].message
+        call_id, name, args = msg.tool_calls[0].id, msg.tool_calls[0].function.name, msg.tool_calls[0].function.arguments
+    assert name == "get_weather" and json.loads(args) == TOOL_ARGS
+    messages += [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": call_id, "type": "function", "function": {"name": name, "arguments": args}}]},
+                 {"role": "tool", "tool_call_id": call_id, "content": "rain"}]
+    out = client.chat.completions.create(model=AZ_CHAT, messages=messages, tools=[WEATHER_OPENAI])
+    assert out.choices[0].message.content == "The tool said: rain"
+    assert az.deployments == ["prod-gpt4o", "prod-gpt4o"]
+
+
+def test_openai_sdk_embeddings_via_azure(gw, az):
+    ok = Counter(gw, "llm_gateway_requests_total", provider="azure", model=AZ_EMBED, operation="embeddings",
+                 status_class="2xx")
+    emb = oai(gw).embeddings.create(model=AZ_EMBED, input=["a", "b"])
+    assert [d.embedding for d in emb.data] == [[0.25, -0.5, 0.125]] * 2
+    assert emb.usage.prompt_tokens == az.reported[0]["prompt_tokens"]
+    assert az.requests[0].path == f"/openai/deployments/emb-small/embeddings?api-version={AZURE_VERSION}"
+    assert ok.grew()
+
+
+def test_responses_api_against_azure_is_unsupported(gw, az):
+    status, _, body = gw.post("/v1/responses", {"model": AZ_CHAT, "input": "x"})
+    assert status == 400
+    assert json.loads(body)["error"]["code"] == "unsupported_endpoint"
+    assert az.requests == []
+
+
+# =========================================================== Anthropic clients -> OpenAI
+
+def test_anthropic_sdk_messages_to_openai(gw, oa):
+    ok = Counter(gw, "llm_gateway_requests_total", provider="openai", model=GPT, operation="messages",
+                 status_class="2xx")
+    msg = ant(gw).messages.create(model=GPT, max_tokens=300, system="Be brief.", stop_sequences=["END"],
+                                  messages=user("Hello there"), extra_body={"temperature": 0.5})
+    assert msg.type == "message" and msg.role == "assistant" and msg.model == GPT
+    assert [b.type for b in msg.content] == ["text"] and msg.content[0].text == "".join(PIECES)
+    assert msg.stop_reason == "end_turn"
+    r = oa.reported[0]
+    assert msg.usage.input_tokens == r["prompt_tokens"] - r["cached_tokens"]
+    assert msg.usage.cache_read_input_tokens == r["cached_tokens"]
+    assert msg.usage.output_tokens == r["completion_tokens"]
+    rec = oa.requests[0]
+    assert rec.path == "/v1/chat/completions"
+    body = rec.json
+    assert body["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}]
+    assert body["max_completion_tokens"] == 300 and body["stop"] == ["END"] and body["temperature"] == 0.5
+    assert "stream" not in body or body["stream"] is False
+    assert ok.grew()
+
+
+def test_anthropic_sdk_stream_from_openai(gw, oa):
+    texts, events = [], []
+    with ant(gw).messages.stream(model=GPT, max_tokens=100, messages=user("Stream it")) as stream:
+        for ev in stream:
+            events.append(ev.type)
+            if ev.type == "text":
+                texts.append(ev.text)
+        final = stream.get_final_message()
+    assert texts == PIECES
+    assert final.content[0].text == "".join(PIECES) and final.stop_reason == "end_turn"
+    assert events[0] == "message_start" and events[-1] == "message_stop"
+    r = oa.reported[0]
+    assert final.usage.output_tokens == r["completion_tokens"]
+    assert final.usage.input_tokens == r["prompt_tokens"] - r["cached_tokens"]
+    assert final.usage.cache_read_input_tokens == r["cached_tokens"]
+    body = oa.requests[0].json
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+
+
+def test_anthropic_raw_stream_from_openai_is_anthropic_sse(gw, oa):
+    status, headers, got = _post_stream(gw, "/v1/messages", {"model": GPT, "max_tokens": 50, "stream": True,
+                                                             "messages": user("raw")})
+    assert status == 200 and headers["content-type"].startswith("text/event-stream")
+    raw = b"".join(got)
+    names = [e.split(b"\n")[0] for e in raw.split(b"\n\n") if e]
+    assert names[0] == b"event: message_start" and names[-1] == b"event: message_stop"
+    assert b"event: message_delta" in names and b"[DONE]" not in raw
+    assert len(got) > 3  # delivered in pieces, not buffered whole
+
+
+def _post_stream(gw, path, body):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+    conn.request("POST", path, body=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    resp = conn.getresponse()
+    got = []
+    while True:
+        data = resp.read1(65536)
+        if not data:
+            break
+        got.append(data)
+    headers = {k.lower(): v for k, v in resp.getheaders()}
+    conn.close()
+    return resp.status, headers, got
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_sdk_tools_round_trip_with_openai(gw, oa, stream):
+    client = ant(gw)
+    messages = user("Weather in Paris? [tool]")
+    if stream:
+        with client.messages.stream(model=GPT, max_tokens=200, tools=[WEATHER_ANTHROPIC], messages=messages,
+                                    tool_choice={"type": "auto", "disable_parallel_tool_use": True}) as s:
+            msg = s.get_final_message()
+    else:
+        msg = client.messages.create(model=GPT, max_tokens=200, tools=[WEATHER_ANTHROPIC], messages=messages,
+                                     tool_choice={"type": "auto", "disable_parallel_tool_use": True})
+    assert msg.stop_reason == "tool_use"
+    tool_uses = [b for b in msg.content if b.type == "tool_use"]
+    assert len(tool_uses) == 1
+    tu = tool_uses[0]
+    assert tu.name == "get_weather" and tu.input == TOOL_ARGS and tu.id.startswith("call_")
+    first = oa.requests[0].json
+    assert first["tools"] == [{"type": "function", "function": {
+        "name": "get_weather", "description": WEATHER_ANTHROPIC["description"],
+        "parameters": WEATHER_ANTHROPIC["input_schema"]}}]
+    assert first["tool_choice"] == "auto" and first["parallel_tool_calls"] is False
+
+    messages += [{"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in msg.content]},
+                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tu.id, "content": "22°C"},
+                                              {"type": "text", "text": "Thanks"}]}]
+    out = client.messages.create(model=GPT, max_tokens=200, tools=[WEATHER_ANTHROPIC], messages=messages)
+    assert out.content[0].text == "The tool said: 22°C"
+    second = oa.requests[1].json["messages"]
+    assert [m["role"] for m in second] == ["user", "assistant", "tool", "user"]
+    assert second[1]["tool_calls"][0]["id"] == tu.id
+    assert json.loads(second[1]["tool_calls"][0]["function"]["arguments"]) == TOOL_ARGS
+    assert second[2] == {"role": "tool", "tool_call_id": tu.id, "content": "22°C"}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_429_reaches_anthropic_client_as_anthropic_error(gw, oa, stream):
+    errors = Counter(gw, "llm_gateway_upstream_errors_total", provider="openai", type="rate_limit_exceeded")
+    failed = Counter(gw, "llm_gateway_requests_total", provider="openai", operation="messages", status_class="4xx")
+    with pytest.raises(anthropic.RateLimitError) as exc:
+        if stream:
+            with ant(gw).messages.stream(model=GPT, max_tokens=10, messages=user("[ratelimit]")) as s:
+                s.get_final_message()
+        else:
+            ant(gw).messages.create(model=GPT, max_tokens=10, messages=user("[ratelimit]"))
+    assert exc.value.status_code == 429
+    body = exc.value.response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
+    assert body["error"]["message"].startswith("Rate limit reached for gpt-4.1")
+    assert errors.grew() and failed.grew()
+
+
+def test_openai_mid_stream_error_reaches_anthropic_client_as_error_event(gw, oa):
+    # No usage ever arrives from this stream: the gateway estimates it (estimated="true").
+    oa.expect_estimated = True
+    before = gw.metric("llm_gateway_tokens_total", provider="openai", type="input", estimated="true")
+    errors = Counter(gw, "llm_gateway_upstream_errors_total", provider="openai", type="server_error")
+    texts = []
+    with pytest.raises(anthropic.APIStatusError) as exc:
+        with ant(gw).messages.stream(model=GPT, max_tokens=10, messages=user("[midstream]")) as s:
+            for ev in s:
+                if ev.type == "text":
+                    texts.append(ev.text)
+    assert texts == PIECES[:1]
+    assert exc.value.body["type"] == "error"
+    assert exc.value.body["error"]["type"] == "api_error"
+    assert "server had an error" in exc.value.body["error"]["message"]
+    assert errors.grew()
+    deadline = time.time() + 5
+    while gw.metric("llm_gateway_tokens_total", provider="openai", type="input", estimated="true") == before \
+            and time.time() < deadline:
+        time.sleep(0.1)
+    assert gw.metric("llm_gateway_tokens_total", provider="openai", type="input", estimated="true") > before
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_sdk_against_azure(gw, az, stream):
+    client = ant(gw)
+    if stream:
+        with client.messages.stream(model=AZ_CHAT, max_tokens=20, messages=user("hi azure")) as s:
+            texts = list(s.text_stream)
+            msg = s.get_final_message()
+        assert texts == PIECES
+    else:
+        msg = client.messages.create(model=AZ_CHAT, max_tokens=20, system="sys", messages=user("hi azure"))
+    assert msg.content[0].text == "".join(PIECES)
+    r = az.reported[0]
+    assert (msg.usage.input_tokens, msg.usage.output_tokens) == (r["prompt_tokens"] - r["cached_tokens"],
+                                                                 r["completion_tokens"])
+    assert az.deployments == ["prod-gpt4o"]
+    assert az.requests[0].json["max_completion_tokens"] == 20
+
+
+def test_gateway_errors_reach_anthropic_clients_in_anthropic_format(gw, oa):
+    with pytest.raises(anthropic.NotFoundError) as exc:
+        ant(gw).messages.create(model="no-such-model", max_tokens=10, messages=user("x"))
+    body = exc.value.response.json()
+    assert body["type"] == "error" and body["error"]["type"] == "not_found_error"
+    assert "no-such-model" in body["error"]["message"]
+    with pytest.raises(anthropic.BadRequestError) as exc:
+        ant(gw).messages.create(model=GPT, max_tokens=10, messages=[
+            {"role": "user", "content": [{"type": "document", "source": {
+                "type": "text", "media_type": "text/plain", "data": "x"}}]}])
+    assert exc.value.response.json()["error"]["type"] == "invalid_request_error"
+    assert oa.requests == []
+
+
+# =========================================================== Anthropic clients -> Anthropic
+
+def test_anthropic_sdk_native_messages(gw, an):
+    an.reset(expect_version=SDK_ANTHROPIC_VERSION)
+    msg = ant(gw).messages.create(model=CLAUDE, max_tokens=64, system=[{"type": "text", "text": "Sys"}],
+                                  messages=user("native"))
+    assert msg.id.startswith("msg_01Mock") and msg.content[0].text == "".join(STREAM_PIECES)
+    u = an.reported[0]
+    assert msg.usage.cache_read_input_tokens == u["cache_read_input_tokens"]
+    assert msg.usage.cache_creation_input_tokens == u["cache_creation_input_tokens"]
+    rec = an.requests[0]
+    assert rec.json["system"] == [{"type": "text", "text": "Sys"}] and rec.json["max_tokens"] == 64
+    assert rec.headers["anthropic-version"] == SDK_ANTHROPIC_VERSION
+
+
+def test_anthropic_sdk_native_stream_and_tools(gw, an):
+    an.reset(expect_version=SDK_ANTHROPIC_VERSION)
+    client = ant(gw)
+    with client.messages.stream(model=CLAUDE, max_tokens=64, messages=user("stream")) as s:
+        texts = list(s.text_stream)
+        final = s.get_final_message()
+    assert texts == STREAM_PIECES
+    u = an.reported[0]
+    assert final.usage.output_tokens == u["output_tokens"]
+    assert final.usage.input_tokens == u["input_tokens"]
+    messages = user("Weather? [tool]")
+    raw = client.messages.create(model=CLAUDE, max_tokens=64, tools=[WEATHER_ANTHROPIC], messages=messages,
+                                 stream=True)
+    kinds = [ev.type for ev in raw]
+    assert kinds[0] == "message_start" and "content_block_delta" in kinds and kinds[-1] == "message_stop"
+    msg = client.messages.create(model=CLAUDE, max_tokens=64, tools=[WEATHER_ANTHROPIC], messages=messages)
+    tu = [b for b in msg.content if b.type == "tool_use"][0]
+    assert tu.input == TOOL_ARGS
+    messages += [{"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in msg.content]},
+                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tu.id, "content": "sun"}]}]
+    out = client.messages.create(model=CLAUDE, max_tokens=64, tools=[WEATHER_ANTHROPIC], messages=messages)
+    assert out.content[0].text == "The tool said: sun"
+
+
+def test_anthropic_mid_stream_error_reaches_anthropic_client_unchanged(gw, an):
+    an.reset(expect_version=SDK_ANTHROPIC_VERSION)
+    an.expect_estimated = True
+    with pytest.raises(anthropic.APIStatusError) as exc:
+        with ant(gw).messages.stream(model="sonnet", max_tokens=10, messages=user("[midstream]")) as s:
+            s.get_final_message()
+    assert exc.value.body["error"]["type"] == "overloaded_error"
+    assert an.requests[0].json["model"] == CLAUDE  # the alias was resolved
+
+
+def test_anthropic_529_reaches_anthropic_client_unchanged(gw, an):
+    an.reset(expect_version=SDK_ANTHROPIC_VERSION)
+    with pytest.raises(anthropic.APIStatusError) as exc:
+        ant(gw).messages.create(model=CLAUDE, max_tokens=10, messages=user("[overloaded]"))
+    assert exc.value.status_code == 529
+    assert exc.value.response.json()["error"] == {"type": "overloaded_error", "message": "Overloaded"}
+
+
+def test_client_credentials_never_reach_a_provider(gw, an, oa, az):
+    """Every request the mocks saw carried only the provider's own key (the mocks check it);
+    here every client credential header is sent at once."""
+    h = {"authorization": "Bearer sk-client", "x-api-key": "sk-client-2", "api-key": "sk-client-3"}
+    for model in (CLAUDE, GPT, AZ_CHAT):
+        status, _, body = gw.chat(model, headers=h)
+        assert status == 200, body
+    status, _, body = gw.post("/v1/messages", {"model": GPT, "max_tokens": 5, "messages": user("x")}, headers=h)
+    assert status == 200, body
+    assert (len(an.requests), len(oa.requests), len(az.requests)) == (1, 2, 1)
+
+
+# =========================================================== the shipped envoy/envoy.yaml
+
+def test_shipped_config_without_keys_serves_both_client_apis_from_the_demo():
+    with Envoy() as e:
+        msg = ant(e).messages.create(model="claude-haiku-4-5", max_tokens=50, messages=user("hi"))
+        assert msg.type == "message" and msg.content[0].text.startswith("Hello from the llm-gateway demo")
+        assert (msg.usage.input_tokens, msg.usage.output_tokens) == (12, 18)
+        out = oai(e).chat.completions.create(model="claude-haiku-4-5", messages=user("hi"))
+        assert out.usage.total_tokens == 30
+        assert e.wait_metric("llm_gateway_tokens_total", 24, provider="demo", model="claude-haiku-4-5",
+                             type="input", estimated="false") == 24
+
+
+def test_shipped_config_with_keys_reaches_anthropic_azure_and_openai(mocks):
+    an, oa, az = mocks["anthropic"], mocks["openai"], mocks["azure"]
+    for m in (an, oa, az):
+        m.reset()
+    env = {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY, "AZURE_OPENAI_API_KEY": AZURE_KEY}
+    clusters = {"openai": oa.port, "anthropic": an.port, "azure_openai": az.port}
+    with Envoy(clusters=clusters, env=env) as e:
+        out = oai(e).chat.completions.create(model="claude-haiku-4-5", messages=user("hi"))
+        assert out.choices[0].message.content == "".join(STREAM_PIECES)
+        assert an.requests[0].json["max_tokens"] == 4096  # the shipped default_max_tokens
+        out = oai(e).chat.completions.create(model="sonnet", messages=user("hi"))
+        assert an.requests[1].json["model"] == "claude-sonnet-4-6"
+        out = oai(e).chat.completions.create(model="azure/gpt-4o-mini", messages=user("hi"))
+        assert az.deployments == ["gpt-4o-mini"]
+        assert az.requests[0].headers["host"] == "YOUR-RESOURCE.openai.azure.com"
+        msg = ant(e).messages.create(model="gpt-4o-mini", max_tokens=20, messages=user("hi"))
+        assert msg.content[0].text == "".join(PIECES)
+        assert oa.requests[0].path == "/v1/chat/completions"
+        for m in (an, oa, az):
+            assert m.failures == []
+        for provider, m in (("anthropic", an), ("openai", oa), ("azure", az)):
+            want = m.expected_tokens()
+            for t in TOKEN_TYPES:
+                assert e.wait_metric("llm_gateway_tokens_total", want[t], provider=provider, type=t,
+                                     estimated="false") == want[t], (provider, t)
+
+
+def test_the_mocks_reject_what_the_real_apis_reject(mocks):
+    """The mocks are only worth something if their checks bite: requests that skip the
+    gateway and break the providers' rules get a 4xx naming the rule."""
+    from harness import request
+    an, az = mocks["anthropic"], mocks["azure"]
+    good = {"model": CLAUDE, "max_tokens": 5, "messages": user("x")}
+    h = {"content-type": "application/json", "x-api-key": ANTHROPIC_KEY, "anthropic-version": "2023-06-01"}
+    cases = [
+        (h | {"authorization": "Bearer x"}, good, 401, "authorization"),
+        ({k: v for k, v in h.items() if k != "x-api-key"}, good, 401, "x-api-key is missing"),
+        ({k: v for k, v in h.items() if k != "anthropic-version"}, good, 400, "anthropic-version"),
+        (h, {**good, "max_tokens": None}, 400, "max_tokens"),
+        (h, {**good, "messages": user("a") + user("b")}, 400, "alternate"),
+        (h, {**good, "messages": [{"role": "system", "content": "s"}] + user("a")}, 400, "first message"),
+        (h, {**good, "stream_options": {"include_usage": True}}, 400, "Extra inputs"),
+        (h, {**good, "tools": [WEATHER_OPENAI]}, 400, "tools.0"),
+    ]
+    try:
+        for headers, body, status, fragment in cases:
+            body = {k: v for k, v in body.items() if v is not None}
+            st, _, out = request("POST", an.port, "/v1/messages", json.dumps(body).encode(), headers)
+            err = json.loads(out)
+            assert (st, err["type"]) == (status, "error"), (fragment, out)
+            assert fragment in err["error"]["message"], (fragment, out)
+        ah = {"content-type": "application/json", "api-key": AZURE_KEY}
+        chat = json.dumps({"model": AZ_CHAT, "messages": user("x")}).encode()
+        path = f"/openai/deployments/d/chat/completions?api-version={AZURE_VERSION}"
+        for headers, p, status, fragment in [
+            (ah | {"authorization": "Bearer x"}, path, 401, "authorization"),
+            (ah, path.replace(AZURE_VERSION, "2020-01-01"), 404, "api-version"),
+            (ah, "/v1/chat/completions", 404, "deployments"),
+        ]:
+            st, _, out = request("POST", az.port, p, chat, headers)
+            assert st == status and fragment in json.loads(out)["error"]["message"], (fragment, out)
+    finally:
+        an.reset()
+        az.reset()
