@@ -556,13 +556,15 @@ fn function_response_part(
             for (j, part) in parts.iter().enumerate() {
                 match (part.kind.as_str(), part.text.as_deref()) {
                     ("text", Some(t)) => texts.push(t),
-                    _ => return Err(TranslateError::bad_request(
-                        format!(
+                    _ => {
+                        return Err(TranslateError::bad_request(
+                            format!(
                             "tool message content part type `{}` is not supported for this model",
                             part.kind
                         ),
-                        Some(&format!("messages[{i}].content[{j}].type")),
-                    )),
+                            Some(&format!("messages[{i}].content[{j}].type")),
+                        ))
+                    }
                 }
             }
             texts.concat()
@@ -1409,4 +1411,351 @@ pub fn gemini_error_to_openai(status: u16, body: &[u8]) -> Vec<u8> {
     let (kind, code) = openai_error_kind(google_status, http, &message);
     let value = json!({"error": {"message": message, "type": kind, "param": null, "code": code}});
     serde_json::to_vec(&value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v(bytes: &[u8]) -> Value {
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    fn req(body: &str) -> Value {
+        v(&chat_request_to_gemini(body.as_bytes()).unwrap().0)
+    }
+
+    #[test]
+    fn stream_flag_is_returned_and_never_in_the_body() {
+        let (body, stream) = chat_request_to_gemini(
+            br#"{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}"#,
+        )
+        .unwrap();
+        assert!(stream);
+        let body = v(&body);
+        assert!(body.get("stream").is_none());
+        assert!(body.get("model").is_none());
+        let (_, stream) =
+            chat_request_to_gemini(br#"{"messages":[{"role":"user","content":"x"}]}"#).unwrap();
+        assert!(!stream);
+    }
+
+    #[test]
+    fn empty_generation_config_is_omitted() {
+        let out = req(r#"{"messages":[{"role":"user","content":"x"}],"n":1,"stop":[]}"#);
+        assert!(out.get("generationConfig").is_none(), "{out}");
+        assert!(out.get("systemInstruction").is_none());
+    }
+
+    #[test]
+    fn n_zero_is_rejected() {
+        let e = chat_request_to_gemini(br#"{"messages":[{"role":"user","content":"x"}],"n":0}"#)
+            .unwrap_err();
+        assert_eq!((e.status, e.param.as_deref()), (400, Some("n")));
+    }
+
+    #[test]
+    fn tool_message_with_json_object_content_is_the_response_itself() {
+        let out = req(r#"{"messages":[
+            {"role":"user","content":"q"},
+            {"role":"assistant","tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}}]},
+            {"role":"tool","tool_call_id":"a","content":"{\"ok\":true}"},
+            {"role":"tool","tool_call_id":"a","content":"\"just a string\""}]}"#);
+        let parts = &out["contents"][2]["parts"];
+        assert_eq!(
+            parts[0]["functionResponse"]["response"],
+            json!({"ok": true})
+        );
+        assert_eq!(
+            parts[1]["functionResponse"]["response"],
+            json!({"content": "\"just a string\""})
+        );
+    }
+
+    #[test]
+    fn mime_guessing() {
+        assert_eq!(mime_from_extension("https://x/a.PNG"), "image/png");
+        assert_eq!(
+            mime_from_extension("https://x/a.jpeg?x=1.png"),
+            "image/jpeg"
+        );
+        assert_eq!(
+            mime_from_extension("https://x.org/dir.d/file"),
+            "image/jpeg"
+        );
+        assert_eq!(mime_from_extension("https://x/a.gif#frag.pdf"), "image/gif");
+        assert_eq!(mime_from_extension("gs://b/doc.pdf"), "application/pdf");
+        assert_eq!(mime_from_extension(""), "image/jpeg");
+    }
+
+    #[test]
+    fn openapi_schema_keeps_property_names_and_drops_unknown_keywords() {
+        let s = json!({"type": "object", "$defs": {}, "properties": {
+            "$ref": {"type": "string"}, "x": {"type": ["null", "integer"]}}});
+        assert_eq!(
+            openapi_schema(&s),
+            json!({"type": "object", "properties": {
+                "$ref": {"type": "string"}, "x": {"type": "integer", "nullable": true}}})
+        );
+        assert_eq!(openapi_schema(&json!(true)), json!(true));
+    }
+
+    #[test]
+    fn finish_reasons() {
+        assert_eq!(finish_reason_for("STOP", false), "stop");
+        assert_eq!(finish_reason_for("STOP", true), "tool_calls");
+        assert_eq!(finish_reason_for("MAX_TOKENS", true), "length");
+        for r in [
+            "SAFETY",
+            "RECITATION",
+            "BLOCKLIST",
+            "PROHIBITED_CONTENT",
+            "SPII",
+        ] {
+            assert_eq!(finish_reason_for(r, false), "content_filter");
+        }
+        assert_eq!(finish_reason_for("MALFORMED_FUNCTION_CALL", false), "stop");
+        assert_eq!(finish_reason_for("SOMETHING_NEW", false), "stop");
+    }
+
+    #[test]
+    fn usage_counts_thoughts_as_output_and_tool_prompts_as_input() {
+        let u = usage_from_gemini(&gm::UsageMetadata {
+            prompt_token_count: Some(100),
+            candidates_token_count: Some(10),
+            thoughts_token_count: Some(5),
+            tool_use_prompt_token_count: Some(7),
+            cached_content_token_count: Some(60),
+            total_token_count: Some(122),
+            ..gm::UsageMetadata::default()
+        });
+        assert_eq!(
+            (u.input, u.output, u.cached_input, u.reasoning, u.total()),
+            (107, 15, 60, 5, 122)
+        );
+        let max = usage_from_gemini(&gm::UsageMetadata {
+            prompt_token_count: Some(u64::MAX),
+            tool_use_prompt_token_count: Some(1),
+            ..gm::UsageMetadata::default()
+        });
+        assert_eq!(max.input, u64::MAX);
+    }
+
+    #[test]
+    fn stream_state_accessors() {
+        let mut s = GeminiStreamToChat::new("m", 1, false);
+        let mut out = Vec::new();
+        assert!(!s.first_content_seen());
+        assert_eq!(s.usage(), None);
+        s.on_event(
+            r#"{"candidates":[{"content":{"parts":[{"text":""}]}}]}"#,
+            &mut out,
+        );
+        assert!(!s.first_content_seen(), "an empty text is no content");
+        s.on_event(
+            r#"{"candidates":[{"content":{"parts":[{"text":"hello there"}]},"finishReason":"STOP"}],
+                "usageMetadata":{"promptTokenCount":1,"candidatesTokenCount":2}}"#,
+            &mut out,
+        );
+        assert!(s.first_content_seen());
+        assert!(s.estimated_output_tokens() > 0);
+        assert_eq!(s.usage().map(|u| (u.input, u.output)), Some((1, 2)));
+        assert!(!s.done());
+        s.finish(&mut out);
+        assert!(s.done());
+        let len = out.len();
+        s.on_event(
+            r#"{"candidates":[{"content":{"parts":[{"text":"late"}]}}]}"#,
+            &mut out,
+        );
+        s.finish(&mut out);
+        assert_eq!(out.len(), len, "nothing after close");
+        assert!(String::from_utf8_lossy(&out).ends_with("data: [DONE]\n\n"));
+        assert_eq!(s.error(), None);
+    }
+
+    #[test]
+    fn stream_error_records_the_google_status() {
+        let mut s = GeminiStreamToChat::new("m", 1, true);
+        let mut out = Vec::new();
+        s.on_event(
+            r#"{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED"}}"#,
+            &mut out,
+        );
+        assert_eq!(s.error(), Some("RESOURCE_EXHAUSTED"));
+        assert!(s.done());
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains(r#""code":"rate_limit_exceeded""#), "{text}");
+        assert!(!text.contains("[DONE]"));
+    }
+
+    #[test]
+    fn two_candidates_stream_as_two_choices_with_shared_call_ids() {
+        let mut s = GeminiStreamToChat::new("m", 1, false);
+        let mut out = Vec::new();
+        s.on_event(
+            r#"{"candidates":[
+                {"index":0,"content":{"parts":[{"functionCall":{"name":"f","args":{}}}]},"finishReason":"STOP"},
+                {"index":1,"content":{"parts":[{"functionCall":{"name":"g","args":{}}}]},"finishReason":"STOP"}]}"#,
+            &mut out,
+        );
+        s.finish(&mut out);
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains(r#""index":1,"delta":{"role":"assistant","content":""}"#));
+        assert!(text.contains(r#""id":"call_0""#) && text.contains(r#""id":"call_1""#));
+        assert_eq!(text.matches(r#""finish_reason":"tool_calls""#).count(), 2);
+    }
+
+    /// Arbitrary JSON values, biased towards the shapes the translators look at.
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let key = prop_oneof![
+            Just("role".to_string()),
+            Just("content".to_string()),
+            Just("type".to_string()),
+            Just("messages".to_string()),
+            Just("text".to_string()),
+            Just("tool_calls".to_string()),
+            Just("tool_call_id".to_string()),
+            Just("id".to_string()),
+            Just("function".to_string()),
+            Just("arguments".to_string()),
+            Just("name".to_string()),
+            Just("image_url".to_string()),
+            Just("url".to_string()),
+            Just("tools".to_string()),
+            Just("tool_choice".to_string()),
+            Just("response_format".to_string()),
+            Just("json_schema".to_string()),
+            Just("schema".to_string()),
+            Just("parameters".to_string()),
+            Just("candidates".to_string()),
+            Just("parts".to_string()),
+            Just("functionCall".to_string()),
+            Just("args".to_string()),
+            Just("thought".to_string()),
+            Just("finishReason".to_string()),
+            Just("usageMetadata".to_string()),
+            Just("promptTokenCount".to_string()),
+            Just("promptFeedback".to_string()),
+            Just("blockReason".to_string()),
+            Just("index".to_string()),
+            Just("error".to_string()),
+            Just("code".to_string()),
+            Just("status".to_string()),
+            Just("message".to_string()),
+            "[a-zA-Z_]{1,12}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            prop_oneof![
+                Just("user".to_string()),
+                Just("assistant".to_string()),
+                Just("tool".to_string()),
+                Just("system".to_string()),
+                Just("function".to_string()),
+                Just("text".to_string()),
+                Just("image_url".to_string()),
+                Just("json_schema".to_string()),
+                Just("STOP".to_string()),
+                Just("SAFETY".to_string()),
+                Just("RESOURCE_EXHAUSTED".to_string()),
+                Just("data:image/png;base64,AAAA".to_string()),
+                Just("https://x/y.png".to_string()),
+                Just("{\"a\":1}".to_string()),
+                Just("call_0".to_string()),
+                ".{0,12}",
+            ]
+            .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(5, 64, 8, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(key.clone(), inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn exercise(bytes: &[u8]) {
+        let _ = chat_request_to_gemini(bytes);
+        let _ = chat_request_to_gemini_with(bytes, SchemaField::OpenApi);
+        let _ = gemini_response_to_chat(bytes, "m", 0);
+        let e = gemini_error_to_openai(500, bytes);
+        assert!(serde_json::from_slice::<Value>(&e).is_ok());
+        let text = String::from_utf8_lossy(bytes);
+        let mut out = Vec::new();
+        let mut s = GeminiStreamToChat::new("m", 0, true);
+        s.on_event(&text, &mut out);
+        s.on_event(&text, &mut out);
+        s.finish(&mut out);
+        let _ = (s.usage(), s.first_content_seen(), s.error());
+        // Every emitted event is `data: <json>` or `data: [DONE]`.
+        for event in String::from_utf8_lossy(&out).split_terminator("\n\n") {
+            let data = event.strip_prefix("data: ").unwrap();
+            assert!(data == "[DONE]" || serde_json::from_str::<Value>(data).is_ok());
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            exercise(&bytes);
+        }
+
+        #[test]
+        fn random_json_never_panics(value in arb_json()) {
+            exercise(&serde_json::to_vec(&value).unwrap());
+            // Also as the payload of plausible envelopes.
+            for envelope in [
+                json!({"messages": [value.clone()]}),
+                json!({"messages": [{"role": "user", "content": [value.clone()]}]}),
+                json!({"messages": [{"role": "assistant", "tool_calls": [value.clone()]},
+                                    {"role": "tool", "tool_call_id": "call_0", "content": value.clone()}]}),
+                json!({"messages": [{"role": "user", "content": "x"}], "tools": [value.clone()],
+                       "tool_choice": value.clone(), "response_format": value.clone()}),
+                json!({"messages": [{"role": "user", "content": "x"}],
+                       "tools": [{"type": "function", "function": {"name": "f", "parameters": value.clone()}}],
+                       "response_format": {"type": "json_schema", "json_schema": {"schema": value.clone()}}}),
+                json!({"candidates": [value.clone()], "usageMetadata": value.clone()}),
+                json!({"candidates": [{"content": {"parts": [value.clone()]}, "finishReason": value.clone()}]}),
+                json!({"promptFeedback": value.clone()}),
+                json!({"error": value.clone()}),
+                json!([{"error": value.clone()}]),
+            ] {
+                exercise(&serde_json::to_vec(&envelope).unwrap());
+            }
+        }
+
+        #[test]
+        fn deeply_nested_json_never_panics(depth in 1usize..4000) {
+            let body = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            exercise(body.as_bytes());
+            let body = format!("{{\"messages\":{}{}}}", "[".repeat(depth), "]".repeat(depth));
+            exercise(body.as_bytes());
+        }
+
+        #[test]
+        fn valid_requests_translate(texts in prop::collection::vec(".{0,40}", 1..6)) {
+            let messages: Vec<Value> = texts.iter().enumerate().map(|(i, t)| json!({
+                "role": if i % 2 == 0 { "user" } else { "assistant" }, "content": t,
+            })).collect();
+            let body = serde_json::to_vec(&json!({"messages": messages})).unwrap();
+            match chat_request_to_gemini(&body) {
+                Ok((out, _)) => {
+                    let out = v(&out);
+                    for c in out["contents"].as_array().unwrap() {
+                        prop_assert!(!c["parts"].as_array().unwrap().is_empty());
+                    }
+                }
+                Err(e) => prop_assert!(texts.iter().all(String::is_empty), "{e}"),
+            }
+        }
+    }
 }

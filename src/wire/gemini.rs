@@ -431,3 +431,77 @@ pub struct ErrorBody {
     #[serde(flatten)]
     pub rest: Rest,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Parsing and re-serialising a payload loses nothing.
+    fn round_trip<T: serde::de::DeserializeOwned + Serialize>(v: Value) {
+        let parsed: T = serde_json::from_value(v.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), v);
+    }
+
+    #[test]
+    fn unknown_members_round_trip() {
+        round_trip::<GenerateContentRequest>(json!({
+            "contents": [{"role": "user", "parts": [
+                {"text": "hi", "mediaResolution": {"level": "MEDIA_RESOLUTION_LOW"}},
+                {"inlineData": {"mimeType": "image/png", "data": "AAAA", "displayName": "x"}},
+                {"fileData": {"mimeType": "video/mp4", "fileUri": "gs://b/v.mp4"}, "videoMetadata": {"fps": 1}},
+                {"executableCode": {"language": "PYTHON", "code": "print(1)"}}
+            ]}, {"role": "model", "parts": [
+                {"functionCall": {"id": "a", "name": "f", "args": {"x": 1}}, "thoughtSignature": "c2ln"}
+            ]}, {"role": "user", "parts": [
+                {"functionResponse": {"id": "a", "name": "f", "response": {"ok": true}, "willContinue": false}}
+            ]}],
+            "systemInstruction": {"parts": [{"text": "s"}]},
+            "tools": [{"functionDeclarations": [{"name": "f", "parametersJsonSchema": {}, "behavior": "BLOCKING"}]},
+                      {"googleSearch": {}}],
+            "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["f"]},
+                           "retrievalConfig": {}},
+            "generationConfig": {"maxOutputTokens": 5, "thinkingConfig": {"thinkingBudget": 0},
+                                 "responseModalities": ["TEXT"], "mediaResolution": "MEDIA_RESOLUTION_LOW"},
+            "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}],
+            "cachedContent": "cachedContents/x",
+            "labels": {"team": "a"}
+        }));
+        round_trip::<GenerateContentResponse>(json!({
+            "candidates": [{"content": {"role": "model", "parts": [{"text": "t", "thought": true}]},
+                "finishReason": "STOP", "index": 0, "avgLogprobs": -0.1,
+                "safetyRatings": [], "citationMetadata": {"citations": []}}],
+            "promptFeedback": {"blockReason": "OTHER", "safetyRatings": []},
+            "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 2, "totalTokenCount": 3,
+                "trafficType": "ON_DEMAND", "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 1}]},
+            "modelVersion": "gemini-2.5-flash", "responseId": "r", "createTime": "2025-01-01T00:00:00Z"
+        }));
+        round_trip::<ErrorResponse>(json!({"error": {"code": 429, "message": "m",
+            "status": "RESOURCE_EXHAUSTED", "details": [{"@type": "t"}]}}));
+    }
+
+    #[test]
+    fn snake_case_names_are_accepted_on_input() {
+        let r: GenerateContentResponse = serde_json::from_value(json!({
+            "candidates": [{"content": {"parts": [{"function_call": {"name": "f"}, "thought_signature": "s"}]},
+                "finish_reason": "MAX_TOKENS"}],
+            "usage_metadata": {"prompt_token_count": 4, "thoughts_token_count": 2},
+            "prompt_feedback": {"block_reason": "SAFETY"}
+        }))
+        .unwrap();
+        let cand = &r.candidates[0];
+        assert_eq!(cand.finish_reason.as_deref(), Some("MAX_TOKENS"));
+        let part = &cand.content.as_ref().unwrap().parts[0];
+        assert_eq!(part.function_call.as_ref().unwrap().name, "f");
+        assert_eq!(part.thought_signature.as_deref(), Some("s"));
+        let u = r.usage_metadata.unwrap();
+        assert_eq!(
+            (u.prompt_token_count, u.thoughts_token_count),
+            (Some(4), Some(2))
+        );
+        assert_eq!(
+            r.prompt_feedback.unwrap().block_reason.as_deref(),
+            Some("SAFETY")
+        );
+    }
+}
