@@ -22,6 +22,7 @@ pub mod estimate;
 pub mod gateway;
 pub mod host;
 pub mod metrics;
+pub mod models_list;
 pub mod quota;
 pub mod request;
 pub mod response;
@@ -31,6 +32,7 @@ pub mod stream;
 pub mod stream_anthropic;
 pub mod translate;
 pub mod usage;
+pub mod vertex_token;
 pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
