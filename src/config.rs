@@ -72,6 +72,13 @@ pub enum ProviderType {
     Anthropic,
     /// Azure OpenAI (`/openai/deployments/{deployment}/…?api-version=…`, `api-key`).
     AzureOpenai,
+    /// Google AI Studio Gemini API (`/v1beta/models/{model}:generateContent`, `x-goog-api-key`).
+    Gemini,
+    /// Google Vertex AI (`/v1/projects/{p}/locations/{l}/publishers/google/models/{m}:generateContent`,
+    /// bearer token from the environment or a token endpoint).
+    Vertex,
+    /// AWS Bedrock Converse API (`/model/{modelId}/converse`, SigV4).
+    Bedrock,
 }
 
 impl ProviderType {
@@ -80,13 +87,18 @@ impl ProviderType {
             ProviderType::Openai => "openai",
             ProviderType::Anthropic => "anthropic",
             ProviderType::AzureOpenai => "azure_openai",
+            ProviderType::Gemini => "gemini",
+            ProviderType::Vertex => "vertex",
+            ProviderType::Bedrock => "bedrock",
         }
     }
 
     fn default_path_prefix(self) -> &'static str {
         match self {
-            ProviderType::Openai | ProviderType::Anthropic => "/v1",
+            ProviderType::Openai | ProviderType::Anthropic | ProviderType::Vertex => "/v1",
             ProviderType::AzureOpenai => "/openai",
+            ProviderType::Gemini => "/v1beta",
+            ProviderType::Bedrock => "",
         }
     }
 }
@@ -140,6 +152,49 @@ pub struct ProviderConfig {
     /// as the deployment name.
     #[serde(default)]
     pub deployments: Option<std::collections::BTreeMap<String, String>>,
+    /// `vertex` only: the Google Cloud project.
+    #[serde(default)]
+    pub project: Option<String>,
+    /// `vertex` (required) and `bedrock` (required): the location / AWS region, e.g.
+    /// `us-central1`, `global`, `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// `vertex` only: fetch and refresh the bearer token from this endpoint (e.g. the GCE
+    /// metadata server) instead of reading it from `api_key_env`.
+    #[serde(default)]
+    pub token_endpoint: Option<TokenEndpoint>,
+    /// `bedrock` only: environment variables with the AWS credentials (defaults
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+    #[serde(default)]
+    pub aws_credentials_env: Option<AwsCredentialsEnv>,
+}
+
+/// Where a Vertex AI access token is fetched from (answer `{"access_token","expires_in"}`).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TokenEndpoint {
+    /// Envoy cluster that reaches the endpoint (plain HTTP for the metadata server).
+    pub cluster: String,
+    /// `:authority` (default `metadata.google.internal`).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Path (default the metadata server's default service account token path).
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+/// Names of the environment variables holding AWS credentials.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct AwsCredentialsEnv {
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    #[serde(default)]
+    pub session_token: Option<String>,
 }
 
 /// Maps requested model names to a provider.
@@ -200,6 +255,27 @@ pub struct Provider {
     pub default_max_tokens: u32,
     pub api_version: String,
     pub deployments: HashMap<String, String>,
+    pub project: String,
+    pub region: String,
+    pub token_endpoint: Option<TokenEndpoint>,
+    /// Bedrock: (access key id, secret, session token) when the variables are set.
+    pub aws: Option<AwsKeys>,
+}
+
+/// AWS credentials read from the environment; `Debug` never shows the secrets.
+#[derive(Clone)]
+pub struct AwsKeys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+    /// The variable names, for error messages.
+    pub variables: String,
+}
+
+impl fmt::Debug for AwsKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AwsKeys(<redacted>)")
+    }
 }
 
 impl Provider {
@@ -341,6 +417,12 @@ impl Config {
                     .unwrap_or_default()
                     .into_iter()
                     .collect(),
+                project: p.project.clone().unwrap_or_default(),
+                region: p.region.clone().unwrap_or_default(),
+                token_endpoint: p.token_endpoint.clone(),
+                aws: (p.kind == ProviderType::Bedrock)
+                    .then(|| aws_keys(p.aws_credentials_env.as_ref(), env))
+                    .flatten(),
             });
         }
         for (i, m) in raw.models.iter().enumerate() {
@@ -411,6 +493,37 @@ impl Config {
     }
 }
 
+fn aws_keys(
+    names: Option<&AwsCredentialsEnv>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Option<AwsKeys> {
+    let name =
+        |v: Option<&String>, default: &str| v.cloned().unwrap_or_else(|| default.to_string());
+    let id_var = name(
+        names.and_then(|n| n.access_key_id.as_ref()),
+        "AWS_ACCESS_KEY_ID",
+    );
+    let secret_var = name(
+        names.and_then(|n| n.secret_access_key.as_ref()),
+        "AWS_SECRET_ACCESS_KEY",
+    );
+    let token_var = name(
+        names.and_then(|n| n.session_token.as_ref()),
+        "AWS_SESSION_TOKEN",
+    );
+    let get = |v: &str| {
+        env(v)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    Some(AwsKeys {
+        access_key_id: get(&id_var)?,
+        secret_access_key: get(&secret_var)?,
+        session_token: get(&token_var),
+        variables: format!("{id_var} and {secret_var}"),
+    })
+}
+
 /// Type-specific fields are only accepted on their provider type.
 fn check_type_options(p: &ProviderConfig, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
     let only = |field: &str, present: bool, kind: ProviderType| -> Result<(), ConfigError> {
@@ -442,6 +555,77 @@ fn check_type_options(p: &ProviderConfig, at: &dyn Fn(&str) -> String) -> Result
         p.deployments.is_some(),
         ProviderType::AzureOpenai,
     )?;
+    only("project", p.project.is_some(), ProviderType::Vertex)?;
+    only(
+        "token_endpoint",
+        p.token_endpoint.is_some(),
+        ProviderType::Vertex,
+    )?;
+    only(
+        "aws_credentials_env",
+        p.aws_credentials_env.is_some(),
+        ProviderType::Bedrock,
+    )?;
+    if p.region.is_some() && !matches!(p.kind, ProviderType::Vertex | ProviderType::Bedrock) {
+        return Err(err(
+            at("region"),
+            "only allowed for types \"vertex\" and \"bedrock\"",
+        ));
+    }
+    let ident = |v: &str| {
+        !v.is_empty()
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    match p.kind {
+        ProviderType::Vertex => {
+            match &p.project {
+                Some(v) if ident(v) => {}
+                _ => {
+                    return Err(err(
+                        at("project"),
+                        "required for vertex: the Google Cloud project id",
+                    ))
+                }
+            }
+            match &p.region {
+                Some(v) if ident(v) => {}
+                _ => {
+                    return Err(err(
+                        at("region"),
+                        "required for vertex: a location such as us-central1 or global",
+                    ))
+                }
+            }
+            if p.token_endpoint.is_none() && p.api_key_env.is_none() {
+                return Err(err(
+                    at("token_endpoint"),
+                    "vertex needs a token: `api_key_env` (a variable holding an access token) or `token_endpoint`",
+                ));
+            }
+            if let Some(t) = &p.token_endpoint {
+                check_token(&t.cluster, &format!("{}.cluster", at("token_endpoint")))?;
+                if let Some(path) = &t.path {
+                    if !path.starts_with('/') {
+                        return Err(err(
+                            format!("{}.path", at("token_endpoint")),
+                            "must start with '/'",
+                        ));
+                    }
+                }
+            }
+        }
+        ProviderType::Bedrock => match &p.region {
+            Some(v) if ident(v) => {}
+            _ => {
+                return Err(err(
+                    at("region"),
+                    "required for bedrock: an AWS region such as us-east-1",
+                ))
+            }
+        },
+        _ => {}
+    }
     if let Some(v) = &p.anthropic_version {
         check_token(v, &at("anthropic_version"))?;
     }

@@ -10,6 +10,10 @@ use crate::request::Endpoint;
 pub enum Api {
     OpenAi,
     Anthropic,
+    /// Gemini `generateContent` (Google AI Studio and Vertex AI); upstream only.
+    Gemini,
+    /// AWS Bedrock Converse; upstream only.
+    Bedrock,
 }
 
 impl Api {
@@ -26,6 +30,8 @@ impl Api {
         match kind {
             ProviderType::Openai | ProviderType::AzureOpenai => Api::OpenAi,
             ProviderType::Anthropic => Api::Anthropic,
+            ProviderType::Gemini | ProviderType::Vertex => Api::Gemini,
+            ProviderType::Bedrock => Api::Bedrock,
         }
     }
 }
@@ -47,7 +53,9 @@ pub fn upstream_endpoint(client: Endpoint, provider: &Provider) -> Result<Endpoi
     };
     match (Api::of_client(client), provider.kind) {
         (Api::Anthropic, ProviderType::Anthropic) => Ok(Endpoint::Messages),
-        (Api::Anthropic, _) => Ok(Endpoint::ChatCompletions),
+        (Api::Anthropic, ProviderType::Openai | ProviderType::AzureOpenai) => {
+            Ok(Endpoint::ChatCompletions)
+        }
         (Api::OpenAi, ProviderType::Anthropic) => match client {
             Endpoint::ChatCompletions => Ok(Endpoint::Messages),
             _ => Err(unsupported()),
@@ -57,6 +65,17 @@ pub fn upstream_endpoint(client: Endpoint, provider: &Provider) -> Result<Endpoi
             other => Ok(other),
         },
         (Api::OpenAi, ProviderType::Openai) => Ok(client),
+        (Api::OpenAi, ProviderType::Gemini | ProviderType::Vertex | ProviderType::Bedrock) => {
+            match client {
+                Endpoint::ChatCompletions => Ok(Endpoint::ChatCompletions),
+                _ => Err(unsupported()),
+            }
+        }
+        // Gemini and Bedrock are reached from OpenAI clients only.
+        (_, ProviderType::Gemini | ProviderType::Vertex | ProviderType::Bedrock) => {
+            Err(unsupported())
+        }
+        (_, _) => Err(unsupported()),
     }
 }
 
@@ -67,8 +86,29 @@ pub fn upstream_path(
     endpoint: Endpoint,
     upstream_model: &str,
     client_query: &str,
+    stream: bool,
 ) -> String {
+    let model = percent_encode(upstream_model);
+    let gemini_method = if stream {
+        ":streamGenerateContent?alt=sse"
+    } else {
+        ":generateContent"
+    };
     match provider.kind {
+        ProviderType::Gemini => format!("{}/models/{model}{gemini_method}", provider.path_prefix),
+        ProviderType::Vertex => format!(
+            "{}/projects/{}/locations/{}/publishers/google/models/{model}{gemini_method}",
+            provider.path_prefix, provider.project, provider.region
+        ),
+        ProviderType::Bedrock => format!(
+            "{}/model/{model}/{}",
+            provider.path_prefix,
+            if stream {
+                "converse-stream"
+            } else {
+                "converse"
+            }
+        ),
         ProviderType::AzureOpenai => format!(
             "{}/deployments/{}{}?api-version={}",
             provider.path_prefix,
@@ -112,8 +152,31 @@ pub fn auth_headers(
                 .unwrap_or_else(|| provider.anthropic_version.clone());
             out.push(("anthropic-version", version));
         }
+        ProviderType::Gemini => {
+            if let Some(key) = &provider.api_key {
+                out.push(("x-goog-api-key", key.clone()));
+            }
+        }
+        // Vertex tokens and Bedrock signatures depend on state and on the final body:
+        // the request flow adds them.
+        ProviderType::Vertex | ProviderType::Bedrock => {}
     }
     out
+}
+
+/// The `:authority` for a provider: its `host`, or the public endpoint of its region.
+pub fn upstream_host(provider: &Provider) -> Option<String> {
+    if let Some(h) = &provider.host {
+        return Some(h.clone());
+    }
+    match provider.kind {
+        ProviderType::Vertex if provider.region == "global" => {
+            Some("aiplatform.googleapis.com".into())
+        }
+        ProviderType::Vertex => Some(format!("{}-aiplatform.googleapis.com", provider.region)),
+        ProviderType::Bedrock => Some(format!("bedrock-runtime.{}.amazonaws.com", provider.region)),
+        _ => None,
+    }
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters (for a path segment).
@@ -178,23 +241,77 @@ mod tests {
     }
 
     #[test]
+    fn google_and_bedrock_paths() {
+        let json = r#"{"providers":[
+            {"name":"g","type":"gemini","cluster":"g","api_key_env":"K"},
+            {"name":"v","type":"vertex","cluster":"v","project":"my-proj","region":"us-central1","api_key_env":"K"},
+            {"name":"b","type":"bedrock","cluster":"b","region":"us-east-1"}]}"#;
+        let c = Config::parse(json.as_bytes(), &|_| Some("key-1".into())).unwrap();
+        let (g, v, b) = (&c.providers[0], &c.providers[1], &c.providers[2]);
+        let chat = Endpoint::ChatCompletions;
+        assert_eq!(
+            upstream_path(g, chat, "gemini-2.5-flash", "?q", false),
+            "/v1beta/models/gemini-2.5-flash:generateContent"
+        );
+        assert_eq!(
+            upstream_path(g, chat, "gemini-2.5-flash", "", true),
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+        );
+        assert_eq!(
+            upstream_path(v, chat, "gemini-2.5-pro", "", false),
+            "/v1/projects/my-proj/locations/us-central1/publishers/google/models/gemini-2.5-pro:generateContent"
+        );
+        assert_eq!(
+            upstream_path(
+                b,
+                chat,
+                "us.anthropic.claude-3-5-sonnet-20241022-v2:0",
+                "",
+                true
+            ),
+            "/model/us.anthropic.claude-3-5-sonnet-20241022-v2%3A0/converse-stream"
+        );
+        assert_eq!(
+            upstream_host(v).as_deref(),
+            Some("us-central1-aiplatform.googleapis.com")
+        );
+        assert_eq!(
+            upstream_host(b).as_deref(),
+            Some("bedrock-runtime.us-east-1.amazonaws.com")
+        );
+        assert_eq!(
+            auth_headers(g, None),
+            vec![("x-goog-api-key", "key-1".to_string())]
+        );
+        assert_eq!(
+            upstream_endpoint(Endpoint::Messages, g).unwrap_err().code,
+            "unsupported_endpoint"
+        );
+        assert_eq!(
+            upstream_endpoint(Endpoint::Embeddings, b).unwrap_err().code,
+            "unsupported_endpoint"
+        );
+        assert_eq!(upstream_endpoint(chat, v), Ok(chat));
+    }
+
+    #[test]
     fn paths_and_auth() {
         let c = providers();
         let (oa, an, az) = (&c.providers[0], &c.providers[1], &c.providers[2]);
         assert_eq!(
-            upstream_path(oa, Endpoint::ChatCompletions, "m", "?a=1"),
+            upstream_path(oa, Endpoint::ChatCompletions, "m", "?a=1", false),
             "/v1/chat/completions?a=1"
         );
         assert_eq!(
-            upstream_path(an, Endpoint::Messages, "m", ""),
+            upstream_path(an, Endpoint::Messages, "m", "", true),
             "/v1/messages"
         );
         assert_eq!(
-            upstream_path(az, Endpoint::ChatCompletions, "gpt-4o", "?x=1"),
+            upstream_path(az, Endpoint::ChatCompletions, "gpt-4o", "?x=1", false),
             "/openai/deployments/prod-4o/chat/completions?api-version=2025-01-01-preview"
         );
         assert_eq!(
-            upstream_path(az, Endpoint::Embeddings, "my model/x", ""),
+            upstream_path(az, Endpoint::Embeddings, "my model/x", "", false),
             "/openai/deployments/my%20model%2Fx/embeddings?api-version=2025-01-01-preview"
         );
         assert_eq!(

@@ -98,6 +98,16 @@ impl GatewayError {
         )
     }
 
+    /// The provider cannot be called right now (e.g. no access token yet): 503.
+    pub fn provider_unavailable(provider: &str, why: &str) -> Self {
+        Self::new(
+            503,
+            "server_error",
+            "provider_unavailable",
+            format!("Provider `{provider}` is unavailable: {why}"),
+        )
+    }
+
     pub fn upstream(status: u32, message: impl Into<String>) -> Self {
         Self::new(
             status,
@@ -127,8 +137,9 @@ impl GatewayError {
     /// The error body in the client's API format.
     pub fn body_for(&self, api: crate::dialect::Api) -> Vec<u8> {
         match api {
-            crate::dialect::Api::OpenAi => self.body(),
             crate::dialect::Api::Anthropic => self.anthropic_body(),
+            // Gemini and Bedrock are never client APIs: their clients speak OpenAI.
+            _ => self.body(),
         }
     }
 

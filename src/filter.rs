@@ -26,12 +26,49 @@ proxy_wasm::main! {{
 struct Root {
     config: Option<Rc<Config>>,
     worker: Rc<RefCell<Worker>>,
+    /// HTTP calls in flight to Vertex AI token endpoints: call id → provider index.
+    token_calls: std::collections::HashMap<u32, usize>,
+}
+
+fn now_s() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Context for Root {
     fn on_grpc_call_response(&mut self, _token_id: u32, status_code: u32, _response_size: usize) {
         if status_code != 0 {
             warn!("llm-gateway: a quota correction to the rate limit service failed (gRPC status {status_code})");
+        }
+    }
+
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let Some(index) = self.token_calls.remove(&token_id) else {
+            return;
+        };
+        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u32>().ok())
+            .unwrap_or(0);
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let mut worker = self.worker.borrow_mut();
+        if let Some(cache) = worker.tokens.get_mut(&index) {
+            if let Err(e) = cache.on_fetch_response(status, &body, now_s()) {
+                warn!("llm-gateway: Vertex AI token fetch failed: {e}");
+            }
         }
     }
 }
@@ -65,9 +102,18 @@ impl RootContext for Root {
                     .as_ref()
                     .and_then(|p| p.quotas.as_ref())
                     .is_some_and(|q| q.global.is_some());
-                if global {
+                let mut worker = self.worker.borrow_mut();
+                for (i, p) in config.providers.iter().enumerate() {
+                    if p.token_endpoint.is_some() {
+                        worker
+                            .tokens
+                            .insert(i, crate::vertex_token::TokenCache::fetched());
+                    }
+                }
+                if global || !worker.tokens.is_empty() {
                     self.set_tick_period(OUTBOX_TICK);
                 }
+                drop(worker);
                 self.config = Some(Rc::new(config));
                 true
             }
@@ -79,6 +125,7 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
+        self.refresh_tokens();
         let calls = std::mem::take(&mut self.worker.borrow_mut().outbox);
         for call in calls {
             let sent = hostcalls::dispatch_grpc_call(
@@ -108,6 +155,58 @@ impl RootContext for Root {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+}
+
+impl Root {
+    /// Starts a token fetch for every Vertex AI provider whose token is missing or close
+    /// to expiry; requests keep using the current token meanwhile.
+    fn refresh_tokens(&mut self) {
+        let Some(config) = self.config.clone() else {
+            return;
+        };
+        let now = now_s();
+        let mut worker = self.worker.borrow_mut();
+        for (index, cache) in worker.tokens.iter_mut() {
+            if !cache.needs_refresh(now) {
+                continue;
+            }
+            let Some(endpoint) = config
+                .provider(*index)
+                .and_then(|p| p.token_endpoint.as_ref())
+            else {
+                continue;
+            };
+            let host = endpoint
+                .host
+                .as_deref()
+                .unwrap_or(crate::vertex_token::METADATA_HOST);
+            let path = endpoint
+                .path
+                .as_deref()
+                .unwrap_or(crate::vertex_token::METADATA_TOKEN_PATH);
+            let headers = vec![
+                (":method", "GET"),
+                (":path", path),
+                (":authority", host),
+                ("metadata-flavor", "Google"),
+            ];
+            match hostcalls::dispatch_http_call(
+                &endpoint.cluster,
+                headers,
+                None,
+                vec![],
+                Duration::from_secs(10),
+            ) {
+                Ok(call) => {
+                    cache.begin_fetch(now);
+                    self.token_calls.insert(call, *index);
+                }
+                Err(_) => {
+                    cache.on_fetch_failed(now, "the token endpoint cluster could not be called")
+                }
+            }
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! Host-free: it talks to Envoy only through the `host` traits, so every branch is
 //! unit-tested natively; `filter` maps proxy-wasm callbacks onto these methods.
 
-use crate::config::{Config, Provider};
+use crate::config::{Config, Provider, ProviderType};
 use crate::dialect::{self, Api};
 use crate::errors::GatewayError;
 use crate::estimate;
@@ -66,6 +66,8 @@ pub struct Worker {
     pub metrics: Metrics,
     /// Quota corrections waiting for the root context's next tick.
     pub outbox: Vec<PendingCall>,
+    /// Vertex AI token caches by provider index (providers with a `token_endpoint`).
+    pub tokens: std::collections::HashMap<usize, crate::vertex_token::TokenCache>,
 }
 
 struct Route {
@@ -160,6 +162,9 @@ impl RequestFlow {
         host.remove_request_header(STREAM_HEADER);
 
         let path = host.request_header(":path").unwrap_or_default();
+        if let Some(listing) = ModelsRequest::from_path(&path) {
+            return self.list_models(host, listing);
+        }
         let Some(endpoint) = Endpoint::from_path(&path) else {
             return Flow::Continue;
         };
@@ -270,6 +275,18 @@ impl RequestFlow {
                 translate::messages_request_to_chat(body, model)
                     .map_err(GatewayError::from_translate)?,
             ),
+            (_, Api::Bedrock) => {
+                return Err(GatewayError::bad_request(
+                    "unsupported_endpoint",
+                    "AWS Bedrock providers are not available in this build",
+                )
+                .into())
+            }
+            (_, Api::Gemini) => Some(
+                crate::translate::gemini::chat_request_to_gemini(body)
+                    .map_err(GatewayError::from_translate)?
+                    .0,
+            ),
             _ => {
                 // Streams report usage only when asked: ask on the client's behalf, and
                 // remove the traces of it from what the client receives.
@@ -289,8 +306,15 @@ impl RequestFlow {
             host.set_request_header(STREAM_HEADER, "true");
         }
         let client_version = host.request_header("anthropic-version");
-        set_upstream_headers(host, &config, provider, upstream_endpoint, model);
-        if upstream_api == Api::OpenAi {
+        set_upstream_headers(
+            host,
+            &config,
+            provider,
+            upstream_endpoint,
+            model,
+            info.stream,
+        );
+        if upstream_api != Api::Anthropic {
             host.remove_request_header("anthropic-version");
             host.remove_request_header("anthropic-beta");
         }
@@ -299,6 +323,17 @@ impl RequestFlow {
             .flatten();
         for (name, value) in dialect::auth_headers(provider, keep_version) {
             host.set_request_header(name, &value);
+        }
+        if provider.kind == ProviderType::Vertex {
+            let bearer =
+                self.vertex_bearer(resolved.provider, provider, host.now_ns() / 1_000_000_000);
+            let bearer = bearer.ok_or_else(|| {
+                GatewayError::provider_unavailable(
+                    &provider.name,
+                    "no valid Vertex AI access token yet (the token endpoint has not answered)",
+                )
+            })?;
+            host.set_request_header("authorization", &bearer);
         }
         host.clear_route_cache();
 
@@ -647,6 +682,19 @@ impl RequestFlow {
 }
 
 impl RequestFlow {
+    /// `authorization` value for a Vertex AI provider: the token from the environment,
+    /// or the current token fetched by the root context.
+    fn vertex_bearer(&self, index: usize, provider: &Provider, now_s: u64) -> Option<String> {
+        if provider.token_endpoint.is_none() {
+            return provider.api_key.as_ref().map(|k| format!("Bearer {k}"));
+        }
+        self.worker
+            .borrow()
+            .tokens
+            .get(&index)?
+            .authorization(now_s)
+    }
+
     /// Replaces the request's reservation by its real cost (local), or reports what it
     /// cost beyond its reservation (global); counts the consumer's tokens.
     fn settle_quota(&mut self, host: &mut dyn BodyHost) {
@@ -717,6 +765,82 @@ impl RequestFlow {
     }
 }
 
+/// `GET /v1/models` or `GET /v1/models/{id}`, answered by the gateway.
+pub enum ModelsRequest {
+    List,
+    One(String),
+}
+
+impl ModelsRequest {
+    pub fn from_path(path: &str) -> Option<ModelsRequest> {
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let path = path.strip_suffix('/').unwrap_or(path);
+        if path == "/v1/models" {
+            return Some(ModelsRequest::List);
+        }
+        let id = path.strip_prefix("/v1/models/")?;
+        (!id.is_empty()).then(|| ModelsRequest::One(id.to_string()))
+    }
+}
+
+impl RequestFlow {
+    /// Model discovery from the configured model names (exact rules and aliases), limited
+    /// to what the caller may use when consumers are configured.
+    fn list_models(&mut self, host: &mut dyn BodyHost, req: ModelsRequest) -> Flow {
+        let method = host.request_header(":method").unwrap_or_default();
+        if method != "GET" && method != "HEAD" {
+            let path = host.request_header(":path").unwrap_or_default();
+            let e = GatewayError::method_not_allowed(&method, &path);
+            return self.reject(host, &e, &[("allow", "GET")]);
+        }
+        let config = Rc::clone(&self.config);
+        let mut caller = None;
+        if let Some(policy) = &config.policy {
+            let jwt = policy.jwt_payload_path().and_then(|p| host.property(&p));
+            let header = |name: &str| host.request_header(name);
+            match policy.identify(&header, jwt.as_deref()) {
+                Ok(c) => caller = Some(c),
+                Err(e) => return self.reject(host, &e, &[]),
+            }
+        }
+        let allowed = |name: &str| -> Option<String> {
+            let r = config.routes.resolve(name)?;
+            let provider = config.provider(r.provider)?;
+            if let (Some(policy), Some(c)) = (&config.policy, &caller) {
+                policy
+                    .check_model(c, name, &r.upstream_model, &provider.name)
+                    .ok()?;
+            }
+            Some(provider.name.clone())
+        };
+        let created = host.now_ns() / 1_000_000_000;
+        let body = match req {
+            ModelsRequest::List => {
+                let mut names: Vec<(String, String)> = config
+                    .routes
+                    .exact_names()
+                    .filter_map(|n| allowed(n).map(|p| (n.to_string(), p)))
+                    .collect();
+                names.sort();
+                let refs: Vec<(&str, &str)> = names
+                    .iter()
+                    .map(|(a, b)| (a.as_str(), b.as_str()))
+                    .collect();
+                crate::models_list::models_list(&refs, created)
+            }
+            ModelsRequest::One(id) => match allowed(&id) {
+                Some(owner) => crate::models_list::model_object(&id, &owner, created),
+                None => {
+                    let e = GatewayError::model_not_found(&id);
+                    return self.reject(host, &e, &[]);
+                }
+            },
+        };
+        host.send_reply(200, &body, &[("content-type", "application/json")]);
+        Flow::Replied
+    }
+}
+
 /// A request the gateway answers itself, with extra response headers.
 pub struct Rejection(pub GatewayError, pub Vec<(&'static str, String)>);
 
@@ -732,15 +856,16 @@ fn set_upstream_headers(
     provider: &Provider,
     endpoint: Endpoint,
     upstream_model: &str,
+    stream: bool,
 ) {
     host.set_request_header(&config.cluster_header, &provider.cluster);
     host.set_request_header(&config.provider_header, &provider.name);
-    if let Some(authority) = &provider.host {
-        host.set_request_header(":authority", authority);
+    if let Some(authority) = dialect::upstream_host(provider) {
+        host.set_request_header(":authority", &authority);
     }
     let path = host.request_header(":path").unwrap_or_default();
     let query = path.find('?').and_then(|i| path.get(i..)).unwrap_or("");
-    let new_path = dialect::upstream_path(provider, endpoint, upstream_model, query);
+    let new_path = dialect::upstream_path(provider, endpoint, upstream_model, query, stream);
     host.set_request_header(":path", &new_path);
     for h in CLIENT_CREDENTIAL_HEADERS {
         host.remove_request_header(h);
@@ -847,7 +972,7 @@ mod tests {
         let mut f = flow(&keys());
         let mut host = FakeHost::request(
             "GET",
-            "/v1/models",
+            "/v1/files",
             &[
                 ("authorization", "Bearer c"),
                 ("x-llm-gateway-provider", "x"),
@@ -1061,6 +1186,44 @@ mod tests {
             );
             assert!(!host.attributes.contains_key(attr::INPUT_TOKENS));
         }
+    }
+
+    #[test]
+    fn models_are_listed_from_exact_rules() {
+        let mut f = flow(&keys());
+        let mut host = FakeHost::request("GET", "/v1/models", &[]);
+        assert_eq!(f.on_request_headers(&mut host, true), Flow::Replied);
+        let reply = host.reply.clone().unwrap();
+        assert_eq!(reply.status, 200);
+        let v: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(v["object"], "list");
+        let ids: Vec<&str> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec!["fast"]);
+        assert_eq!(v["data"][0]["owned_by"], "groq");
+
+        let mut f = flow(&keys());
+        let mut host = FakeHost::request("GET", "/v1/models/gpt-4o", &[]);
+        f.on_request_headers(&mut host, true);
+        let v: Value = serde_json::from_slice(&host.reply.unwrap().body).unwrap();
+        assert_eq!(
+            (v["id"].as_str(), v["owned_by"].as_str()),
+            (Some("gpt-4o"), Some("openai"))
+        );
+
+        let mut f = flow(&keys());
+        let mut host = FakeHost::request("GET", "/v1/models/claude", &[]);
+        f.on_request_headers(&mut host, true);
+        assert_eq!(error_code(&host), (404, "model_not_found".to_string()));
+
+        let mut f = flow(&keys());
+        let mut host = FakeHost::request("POST", "/v1/models", &[]);
+        f.on_request_headers(&mut host, true);
+        assert_eq!(error_code(&host), (405, "method_not_allowed".to_string()));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::sse::{SseEvent, SseParser};
 use crate::stream::{EventVerdict, OpenAiStreamObserver};
 use crate::stream_anthropic::AnthropicStreamObserver;
 use crate::translate::anthropic::{self as tr, ChatToMessagesStream, MessagesToChatStream};
+use crate::translate::gemini::{self, GeminiStreamToChat};
 use crate::usage::{self, Usage};
 
 /// How the gateway must handle the response body.
@@ -75,14 +76,19 @@ pub struct JsonTap {
     status: u32,
     model_for_client: String,
     created_unix: u64,
+    /// Usage read while translating (upstream APIs whose usage is only read then).
+    translated_usage: Option<Usage>,
 }
 
 enum Observer {
+    /// The stream translator itself tracks usage, content and errors.
+    InTranslator,
     OpenAi(OpenAiStreamObserver),
     Anthropic(AnthropicStreamObserver),
 }
 
 enum Edit {
+    GeminiToChat(GeminiStreamToChat),
     None,
     DropInjectedUsage,
     ToChat(MessagesToChatStream),
@@ -104,6 +110,7 @@ impl ResponseTap {
             let observer = match plan.upstream {
                 Api::OpenAi => Observer::OpenAi(OpenAiStreamObserver::new()),
                 Api::Anthropic => Observer::Anthropic(AnthropicStreamObserver::new()),
+                Api::Gemini | Api::Bedrock => Observer::InTranslator,
             };
             let edit = match (plan.client, plan.upstream) {
                 (Api::OpenAi, Api::Anthropic) => Edit::ToChat(MessagesToChatStream::new(
@@ -115,6 +122,11 @@ impl ResponseTap {
                 (Api::Anthropic, Api::OpenAi) => {
                     Edit::ToMessages(ChatToMessagesStream::new(plan.model_for_client, "msg_gw"))
                 }
+                (_, Api::Gemini) => Edit::GeminiToChat(GeminiStreamToChat::new(
+                    plan.model_for_client,
+                    plan.created_unix,
+                    plan.client_include_usage,
+                )),
                 _ if plan.drop_injected_usage => Edit::DropInjectedUsage,
                 _ => Edit::None,
             };
@@ -134,6 +146,7 @@ impl ResponseTap {
                 status: plan.status.unwrap_or(200),
                 model_for_client: plan.model_for_client.to_string(),
                 created_unix: plan.created_unix,
+                translated_usage: None,
             }))
         } else {
             ResponseTap::Ignore
@@ -183,10 +196,15 @@ impl ResponseTap {
             ResponseTap::Json(j) => match j.upstream {
                 Api::OpenAi => usage::from_openai_json(&j.body),
                 Api::Anthropic => usage::from_anthropic_json(&j.body),
+                Api::Gemini | Api::Bedrock => j.translated_usage,
             },
             ResponseTap::Stream(s) => match &s.observer {
                 Observer::OpenAi(o) => o.usage(),
                 Observer::Anthropic(o) => o.usage(),
+                Observer::InTranslator => match &s.edit {
+                    Edit::GeminiToChat(t) => t.usage(),
+                    _ => None,
+                },
             },
         }
     }
@@ -197,6 +215,10 @@ impl ResponseTap {
             ResponseTap::Stream(s) => Some(match &s.observer {
                 Observer::OpenAi(o) => o.estimated_output_tokens(),
                 Observer::Anthropic(o) => o.estimated_output_tokens(),
+                Observer::InTranslator => match &s.edit {
+                    Edit::GeminiToChat(t) => t.estimated_output_tokens(),
+                    _ => 0,
+                },
             }),
             _ => None,
         }
@@ -210,6 +232,10 @@ impl ResponseTap {
             ResponseTap::Stream(s) => match &s.observer {
                 Observer::OpenAi(o) => o.error().map(str::to_string),
                 Observer::Anthropic(o) => o.error().map(str::to_string),
+                Observer::InTranslator => match &s.edit {
+                    Edit::GeminiToChat(t) => t.error().map(str::to_string),
+                    _ => None,
+                },
             },
         }
     }
@@ -228,7 +254,7 @@ impl JsonTap {
         }
     }
 
-    fn translate(&self) -> Option<Translated> {
+    fn translate(&mut self) -> Option<Translated> {
         let client = self.translate_for?;
         let status = self.status;
         let code = u16::try_from(status).unwrap_or(502);
@@ -243,20 +269,26 @@ impl JsonTap {
             });
         }
         if status >= 400 {
-            let body = match client {
-                Api::OpenAi => tr::anthropic_error_to_openai(code, &self.body),
-                Api::Anthropic => tr::openai_error_to_anthropic(code, &self.body),
+            let body = match (client, self.upstream) {
+                (_, Api::Gemini) => gemini::gemini_error_to_openai(code, &self.body),
+                (Api::Anthropic, _) => tr::openai_error_to_anthropic(code, &self.body),
+                _ => tr::anthropic_error_to_openai(code, &self.body),
             };
             return Some(Translated { status, body });
         }
-        let result = match client {
-            Api::OpenAi => {
-                tr::messages_response_to_chat(&self.body, &self.model_for_client, self.created_unix)
-            }
-            Api::Anthropic => tr::chat_response_to_messages(&self.body, &self.model_for_client),
+        let (model, created) = (self.model_for_client.as_str(), self.created_unix);
+        let result = match (client, self.upstream) {
+            (_, Api::Gemini) => gemini::gemini_response_to_chat(&self.body, model, created),
+            (Api::Anthropic, _) => tr::chat_response_to_messages(&self.body, model),
+            _ => tr::messages_response_to_chat(&self.body, model, created),
         };
         Some(match result {
-            Ok((body, _usage)) => Translated { status, body },
+            Ok((body, usage)) => {
+                if matches!(self.upstream, Api::Gemini | Api::Bedrock) {
+                    self.translated_usage = Some(usage);
+                }
+                Translated { status, body }
+            }
             Err(e) => {
                 let e = GatewayError::from_translate(e);
                 Translated {
@@ -282,6 +314,7 @@ impl StreamTap {
                     (obs.verdict == EventVerdict::Forward, obs.first_content)
                 }
                 Observer::Anthropic(o) => (true, o.observe(ev)),
+                Observer::InTranslator => (true, false),
             };
             first_content |= first;
             match edit {
@@ -309,6 +342,13 @@ impl StreamTap {
                         t.on_event(ev.data, out);
                     }
                 }
+                Edit::GeminiToChat(t) => {
+                    if !ev.data.is_empty() {
+                        let before = t.first_content_seen();
+                        t.on_event(ev.data, out);
+                        first_content |= !before && t.first_content_seen();
+                    }
+                }
             }
         };
         self.parser.feed(chunk, &mut on_event);
@@ -317,6 +357,7 @@ impl StreamTap {
             match &mut self.edit {
                 Edit::ToChat(t) => t.finish(&mut self.out),
                 Edit::ToMessages(t) => t.finish(&mut self.out),
+                Edit::GeminiToChat(t) => t.finish(&mut self.out),
                 _ => {}
             }
         }
