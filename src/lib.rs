@@ -26,6 +26,7 @@ pub mod quota;
 pub mod request;
 pub mod response;
 pub mod routing;
+pub mod sigv4;
 pub mod sse;
 pub mod stream;
 pub mod stream_anthropic;
