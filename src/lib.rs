@@ -19,6 +19,7 @@ pub mod config;
 pub mod dialect;
 pub mod errors;
 pub mod estimate;
+pub mod eventstream;
 pub mod gateway;
 pub mod host;
 pub mod metrics;
