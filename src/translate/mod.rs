@@ -3,6 +3,7 @@
 //! Every function takes and returns bytes; malformed input yields a
 //! [`TranslateError`], never a panic (a panic aborts the Envoy worker's VM).
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 
 use serde::de::DeserializeOwned;

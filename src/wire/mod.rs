@@ -8,6 +8,7 @@
 //! itself always sends `null` (e.g. `finish_reason` in a chunk, `stop_sequence`).
 
 pub mod anthropic;
+pub mod bedrock;
 pub mod gemini;
 pub mod openai;
 
