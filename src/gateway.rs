@@ -275,13 +275,11 @@ impl RequestFlow {
                 translate::messages_request_to_chat(body, model)
                     .map_err(GatewayError::from_translate)?,
             ),
-            (_, Api::Bedrock) => {
-                return Err(GatewayError::bad_request(
-                    "unsupported_endpoint",
-                    "AWS Bedrock providers are not available in this build",
-                )
-                .into())
-            }
+            (_, Api::Bedrock) => Some(
+                crate::translate::bedrock::chat_request_to_converse(body)
+                    .map_err(GatewayError::from_translate)?
+                    .0,
+            ),
             (_, Api::Gemini) => Some(
                 crate::translate::gemini::chat_request_to_gemini(body)
                     .map_err(GatewayError::from_translate)?
@@ -298,8 +296,15 @@ impl RequestFlow {
                 request::rewrite(body, &info, &rw)
             }
         };
-        if let Some(new_body) = new_body {
-            host.replace_request_body(&new_body);
+        if provider.kind == ProviderType::Bedrock && provider.aws.is_none() {
+            return Err(GatewayError::provider_key_missing(
+                &provider.name,
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the names in aws_credentials_env)",
+            )
+            .into());
+        }
+        if let Some(new_body) = &new_body {
+            host.replace_request_body(new_body);
             host.set_request_header("content-length", &new_body.len().to_string());
         }
         if info.stream {
@@ -323,6 +328,35 @@ impl RequestFlow {
             .flatten();
         for (name, value) in dialect::auth_headers(provider, keep_version) {
             host.set_request_header(name, &value);
+        }
+        if let (ProviderType::Bedrock, Some(aws)) = (provider.kind, &provider.aws) {
+            // SigV4 over the final request: the translated body, the path and host
+            // just set. Nothing signed may change after this point.
+            host.set_request_header("content-type", "application/json");
+            let signed_body = new_body.as_deref().unwrap_or(body);
+            let authority = host.request_header(":authority").unwrap_or_default();
+            let path = host.request_header(":path").unwrap_or_default();
+            let (path, query) = path.split_once('?').unwrap_or((path.as_str(), ""));
+            let creds = crate::sigv4::Credentials {
+                access_key_id: aws.access_key_id.clone(),
+                secret_access_key: aws.secret_access_key.clone(),
+                session_token: aws.session_token.clone(),
+            };
+            let signed = crate::sigv4::sign(
+                "POST",
+                &authority,
+                path,
+                query,
+                &[("content-type", "application/json")],
+                signed_body,
+                &provider.region,
+                "bedrock",
+                &creds,
+                &crate::sigv4::amz_date(host.now_ns() / 1_000_000_000),
+            );
+            for (name, value) in &signed.headers {
+                host.set_request_header(name, value);
+            }
         }
         if provider.kind == ProviderType::Vertex {
             let bearer =
@@ -520,6 +554,7 @@ impl RequestFlow {
             drop_injected_usage: self.injected_usage,
             client_include_usage: self.client_include_usage,
             model_for_client: &route.upstream_model,
+            error_type: host.response_header("x-amzn-errortype"),
             created_unix: host.now_ns() / 1_000_000_000,
             max_json: self.config.max_response_bytes,
         };

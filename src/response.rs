@@ -8,10 +8,12 @@
 
 use crate::dialect::Api;
 use crate::errors::GatewayError;
+use crate::eventstream::EventStreamDecoder;
 use crate::sse::{SseEvent, SseParser};
 use crate::stream::{EventVerdict, OpenAiStreamObserver};
 use crate::stream_anthropic::AnthropicStreamObserver;
 use crate::translate::anthropic::{self as tr, ChatToMessagesStream, MessagesToChatStream};
+use crate::translate::bedrock::{self, ConverseStreamToChat};
 use crate::translate::gemini::{self, GeminiStreamToChat};
 use crate::usage::{self, Usage};
 
@@ -40,6 +42,8 @@ pub struct ResponsePlan<'a> {
     /// An OpenAI client asked for `stream_options.include_usage` (translated streams).
     pub client_include_usage: bool,
     pub model_for_client: &'a str,
+    /// Bedrock's `x-amzn-ErrorType` response header.
+    pub error_type: Option<String>,
     pub created_unix: u64,
     pub max_json: u64,
 }
@@ -64,6 +68,15 @@ pub enum ResponseTap {
     Ignore,
     Json(Box<JsonTap>),
     Stream(Box<StreamTap>),
+    /// AWS eventstream (Bedrock ConverseStream), translated to OpenAI SSE.
+    EventStream(Box<EventStreamTap>),
+}
+
+pub struct EventStreamTap {
+    decoder: EventStreamDecoder,
+    translator: ConverseStreamToChat,
+    failed: bool,
+    out: Vec<u8>,
 }
 
 pub struct JsonTap {
@@ -78,6 +91,7 @@ pub struct JsonTap {
     created_unix: u64,
     /// Usage read while translating (upstream APIs whose usage is only read then).
     translated_usage: Option<Usage>,
+    error_type: Option<String>,
 }
 
 enum Observer {
@@ -106,7 +120,18 @@ impl ResponseTap {
     pub fn new(plan: &ResponsePlan<'_>) -> ResponseTap {
         let ct = plan.content_type.to_ascii_lowercase();
         let translate = plan.client != plan.upstream;
-        if ct.starts_with("text/event-stream") {
+        if ct.starts_with("application/vnd.amazon.eventstream") && plan.upstream == Api::Bedrock {
+            ResponseTap::EventStream(Box::new(EventStreamTap {
+                decoder: EventStreamDecoder::new(),
+                translator: ConverseStreamToChat::new(
+                    plan.model_for_client,
+                    plan.created_unix,
+                    plan.client_include_usage,
+                ),
+                failed: false,
+                out: Vec::new(),
+            }))
+        } else if ct.starts_with("text/event-stream") {
             let observer = match plan.upstream {
                 Api::OpenAi => Observer::OpenAi(OpenAiStreamObserver::new()),
                 Api::Anthropic => Observer::Anthropic(AnthropicStreamObserver::new()),
@@ -147,6 +172,7 @@ impl ResponseTap {
                 model_for_client: plan.model_for_client.to_string(),
                 created_unix: plan.created_unix,
                 translated_usage: None,
+                error_type: plan.error_type.clone(),
             }))
         } else {
             ResponseTap::Ignore
@@ -163,6 +189,7 @@ impl ResponseTap {
                 Edit::None => TapMode::Observe,
                 _ => TapMode::Edit,
             },
+            ResponseTap::EventStream(_) => TapMode::Edit,
         }
     }
 
@@ -175,6 +202,7 @@ impl ResponseTap {
                 ChunkResult::default()
             }
             ResponseTap::Stream(s) => s.on_chunk(chunk, end_of_stream),
+            ResponseTap::EventStream(s) => s.on_chunk(chunk, end_of_stream),
         }
     }
 
@@ -198,6 +226,7 @@ impl ResponseTap {
                 Api::Anthropic => usage::from_anthropic_json(&j.body),
                 Api::Gemini | Api::Bedrock => j.translated_usage,
             },
+            ResponseTap::EventStream(s) => s.translator.usage(),
             ResponseTap::Stream(s) => match &s.observer {
                 Observer::OpenAi(o) => o.usage(),
                 Observer::Anthropic(o) => o.usage(),
@@ -212,6 +241,7 @@ impl ResponseTap {
     /// Estimated output tokens of a stream (from the streamed text).
     pub fn estimated_output(&self) -> Option<u64> {
         match self {
+            ResponseTap::EventStream(s) => Some(s.translator.estimated_output_tokens()),
             ResponseTap::Stream(s) => Some(match &s.observer {
                 Observer::OpenAi(o) => o.estimated_output_tokens(),
                 Observer::Anthropic(o) => o.estimated_output_tokens(),
@@ -228,7 +258,12 @@ impl ResponseTap {
     pub fn error_type(&self) -> Option<String> {
         match self {
             ResponseTap::Ignore => None,
-            ResponseTap::Json(j) => crate::errors::upstream_error_type(&j.body),
+            ResponseTap::Json(j) => j
+                .error_type
+                .as_deref()
+                .map(|t| t.split(':').next().unwrap_or(t).to_string())
+                .or_else(|| crate::errors::upstream_error_type(&j.body)),
+            ResponseTap::EventStream(s) => s.translator.error().map(str::to_string),
             ResponseTap::Stream(s) => match &s.observer {
                 Observer::OpenAi(o) => o.error().map(str::to_string),
                 Observer::Anthropic(o) => o.error().map(str::to_string),
@@ -268,6 +303,14 @@ impl JsonTap {
                 body: e.body_for(client),
             });
         }
+        if status >= 400 && self.upstream == Api::Bedrock {
+            let (status, body) =
+                bedrock::bedrock_error_to_openai(code, &self.body, self.error_type.as_deref());
+            return Some(Translated {
+                status: u32::from(status),
+                body,
+            });
+        }
         if status >= 400 {
             let body = match (client, self.upstream) {
                 (_, Api::Gemini) => gemini::gemini_error_to_openai(code, &self.body),
@@ -279,6 +322,7 @@ impl JsonTap {
         let (model, created) = (self.model_for_client.as_str(), self.created_unix);
         let result = match (client, self.upstream) {
             (_, Api::Gemini) => gemini::gemini_response_to_chat(&self.body, model, created),
+            (_, Api::Bedrock) => bedrock::converse_response_to_chat(&self.body, model, created),
             (Api::Anthropic, _) => tr::chat_response_to_messages(&self.body, model),
             _ => tr::messages_response_to_chat(&self.body, model, created),
         };
@@ -297,6 +341,35 @@ impl JsonTap {
                 }
             }
         })
+    }
+}
+
+impl EventStreamTap {
+    fn on_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> ChunkResult {
+        self.out.clear();
+        let before = self.translator.first_content_seen();
+        if !self.failed {
+            let translator = &mut self.translator;
+            let out = &mut self.out;
+            if let Err(e) = self.decoder.feed(chunk, |m| translator.on_message(m, out)) {
+                self.failed = true;
+                self.translator
+                    .on_decode_error(&e.to_string(), &mut self.out);
+            }
+        }
+        if end_of_stream {
+            if !self.failed {
+                if let Err(e) = self.decoder.finish() {
+                    self.translator
+                        .on_decode_error(&e.to_string(), &mut self.out);
+                }
+            }
+            self.translator.finish(&mut self.out);
+        }
+        ChunkResult {
+            replace: Some(std::mem::take(&mut self.out)),
+            first_content: !before && self.translator.first_content_seen(),
+        }
     }
 }
 
@@ -436,6 +509,7 @@ mod tests {
             drop_injected_usage: drop,
             client_include_usage: false,
             model_for_client: "m",
+            error_type: None,
             created_unix: 0,
             max_json: 1 << 20,
         }

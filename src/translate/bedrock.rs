@@ -779,9 +779,28 @@ pub struct ConverseStreamToChat {
     tool_blocks: Vec<(u32, u32)>,
     finish_sent: bool,
     done: bool,
+    /// Streamed text (content, tool arguments, reasoning), for an output estimate.
+    estimator: crate::estimate::TokenEstimator,
+    first_content: bool,
+    error: Option<String>,
 }
 
 impl ConverseStreamToChat {
+    /// True once a delta with content has been seen (time to first token).
+    pub fn first_content_seen(&self) -> bool {
+        self.first_content
+    }
+
+    /// Output tokens estimated from the streamed text (when `metadata` never comes).
+    pub fn estimated_output_tokens(&self) -> u64 {
+        self.estimator.estimate()
+    }
+
+    /// The exception or error type the stream ended with.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
     /// `include_usage` mirrors the client's `stream_options.include_usage`. The chunk
     /// id is `chatcmpl-bedrock-<created>` unless set with [`with_id`](Self::with_id).
     pub fn new(model_for_client: &str, created_unix: u64, include_usage: bool) -> Self {
@@ -794,6 +813,9 @@ impl ConverseStreamToChat {
             tool_blocks: Vec::new(),
             finish_sent: false,
             done: false,
+            estimator: crate::estimate::TokenEstimator::new(),
+            first_content: false,
+            error: None,
         }
     }
 
@@ -821,6 +843,7 @@ impl ConverseStreamToChat {
         match msg.message_type() {
             Some("exception") => {
                 let kind = msg.exception_type().unwrap_or("exception");
+                self.error.get_or_insert_with(|| kind.to_string());
                 let message = serde_json::from_slice::<Value>(msg.payload)
                     .ok()
                     .and_then(|v| {
@@ -835,6 +858,8 @@ impl ConverseStreamToChat {
             }
             Some("error") => {
                 let code = msg.header_str(":error-code");
+                self.error
+                    .get_or_insert_with(|| code.unwrap_or("error").to_string());
                 let message = msg
                     .header_str(":error-message")
                     .filter(|m| !m.is_empty())
@@ -887,6 +912,21 @@ impl ConverseStreamToChat {
                     return;
                 };
                 let Some(delta) = ev.delta else { return };
+                for text in [
+                    delta.text.as_deref(),
+                    delta.tool_use.as_ref().map(|t| t.input.as_str()),
+                    delta
+                        .reasoning_content
+                        .as_ref()
+                        .and_then(|r| r.text.as_deref()),
+                ]
+                .into_iter()
+                .flatten()
+                .filter(|t| !t.is_empty())
+                {
+                    self.estimator.push(text);
+                    self.first_content = true;
+                }
                 if let Some(t) = delta.text.filter(|t| !t.is_empty()) {
                     self.push_delta(
                         out,
