@@ -22,7 +22,7 @@ def sha(k: str) -> str:
 
 
 def plugin_config(rules, consumers=None, mode_extra=None, **extra):
-    consumers = consumers or [{"name": n, "key_sha256": sha(k)} for n, k in KEYS.items()]
+    consumers = consumers if consumers is not None else [{"name": n, "key_sha256": sha(k)} for n, k in KEYS.items()]
     quotas = {"rules": rules, "default_max_tokens": 256}
     quotas.update(mode_extra or {})
     cfg = {
@@ -243,3 +243,56 @@ def test_two_envoys_share_one_limit_through_the_rate_limit_service(redis_server,
                 assert json.loads(out)["error"]["code"] == "quota_service_unavailable"
     finally:
         svc.stop()
+
+
+def _b64url(data: bytes) -> str:
+    import base64
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hs256_jwt(secret: bytes, claims: dict) -> str:
+    import hmac
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode())
+    payload = _b64url(json.dumps(claims).encode())
+    sig = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    return f"{header}.{payload}.{_b64url(sig)}"
+
+
+def test_consumer_from_a_jwt_claim_of_envoys_jwt_authn(umock):
+    """jwt_authn verifies the token and puts its payload in dynamic metadata; the gateway
+    takes the consumer from the `sub` claim (no virtual keys configured)."""
+    secret = b"test-secret-for-hs256-0123456789"
+    jwks = {"keys": [{"kty": "oct", "kid": "k1", "alg": "HS256", "k": _b64url(secret)}]}
+
+    def mutate(cfg):
+        hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        hcm["http_filters"].insert(0, {
+            "name": "envoy.filters.http.jwt_authn",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+                "providers": {"test": {"issuer": "https://issuer.test", "local_jwks": {"inline_string": json.dumps(jwks)},
+                                       "payload_in_metadata": "jwt_payload", "forward": True}},
+                "rules": [{"match": {"prefix": "/v1/chat"}, "requires": {"provider_name": "test"}}],
+            }})
+
+    cfg = plugin_config([{"name": "per-user", "limit": 100000, "window": "day", "group_by": ["consumer"]}],
+                        consumers=[{"name": "alice", "models": ["gpt-*"]}],
+                        identity={"jwt": {"payload_in_metadata": "jwt_payload", "claim": "sub"}, "required": True})
+    with Envoy(cfg, {"up": umock.port}, env={"OPENAI_API_KEY": PROVIDER_KEY}, mutate=mutate) as gw:
+        now = int(time.time())
+        token = hs256_jwt(secret, {"iss": "https://issuer.test", "sub": "alice", "iat": now, "exp": now + 600})
+        s, h, b = gw.post("/v1/chat/completions", body_for(20), {"authorization": f"Bearer {token}"})
+        assert s == 200, b
+        usage = json.loads(b)["usage"]["total_tokens"]
+        assert int(h["x-ratelimit-limit-tokens"]) == 100000
+        # The caller's token never reaches the provider.
+        assert umock.requests[0].headers["authorization"] == f"Bearer {PROVIDER_KEY}"
+        assert gw.wait_metric("llm_gateway_consumer_tokens_total", usage, consumer="alice", type="charged") == usage
+        # A different subject is identified too, but is not a configured consumer.
+        other = hs256_jwt(secret, {"iss": "https://issuer.test", "sub": "mallory", "iat": now, "exp": now + 600})
+        s, _, b = gw.post("/v1/chat/completions", body_for(20), {"authorization": f"Bearer {other}"})
+        assert s == 200, b
+        assert gw.wait_metric("llm_gateway_consumer_tokens_total", 1, consumer="unlisted", type="charged") > 0
+        # A bad token is refused by jwt_authn before the gateway.
+        s, _, _ = gw.post("/v1/chat/completions", body_for(20), {"authorization": "Bearer not.a.jwt"})
+        assert s == 401
