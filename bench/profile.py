@@ -24,6 +24,8 @@ def main():
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--sort", default="dso")
+    ap.add_argument("--wasm", help="another build of the filter (experiments)")
+    ap.add_argument("--repeat", type=int, default=1, help="measure N times, no perf (CPU/request only)")
     a = ap.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="llmgw-profile-"))
     up, up_admin, ch, port, admin = (run.free_port() for _ in range(5))
@@ -33,6 +35,8 @@ def main():
                                      run.LOADGEN_CPU))
         procs.append(run.Proc("chunked", ["python3", str(run.HERE / "chunked_upstream.py"), "--port", str(ch)],
                               workdir, cpu=run.LOADGEN_CPU))
+        if a.wasm:
+            run.harness.WASM = Path(a.wasm).resolve()
         make = run.gateway_config if a.variant == "gateway" else run.plain_config
         target = run.start_envoy(a.variant, make(admin, port, up, ch), port, admin, workdir, run.PROXY_CPU)
         procs.append(target)
@@ -41,6 +45,11 @@ def main():
         body = workdir / "body.json"
         body.write_bytes(run.chat_body(run.SIZES[a.size], model, a.stream or a.chunked))
         run.wrk(port, body, headers, a.connections, 2)  # warm-up
+        if a.repeat > 1:
+            xs = [run.measure(target, port, body, headers, a.connections, a.seconds)["cpu_ms_per_req"]
+                  for _ in range(a.repeat)]
+            print(f"{a.variant} {a.size}: CPU ms/req {sorted(xs)} median {sorted(xs)[len(xs) // 2]:.4f}")
+            return
         data = workdir / "perf.data"
         perf = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "4999", "-o", str(data),
                                  "-p", str(target.pid), "--", "sleep", str(a.seconds)],

@@ -7,11 +7,13 @@ Everything listens on 127.0.0.1. One run starts:
   in full before the answer (as a real provider does);
 * a small Python upstream that streams an SSE answer one event per HTTP chunk
   (`chunked_upstream.py`), for per-chunk numbers and the first-byte probe;
-* the three variants under test, all alive for the whole run:
+* the variants under test, all alive for the whole run:
   A. plain Envoy routing to the upstream (no filter) — the ceiling;
   B. the same Envoy binary + llm-gateway (shipped envoy/envoy.yaml: routing, model alias
      rewrite, usage, metrics);
-  C. LiteLLM proxy (own venv `.bench-venv-litellm/`), same upstream.
+  C. LiteLLM proxy (own venv `.bench-venv-litellm/`), same upstream;
+  and, in the 4 KB and chunked-stream scenarios, plain Envoy + a Rust proxy-wasm filter that
+  does nothing (`bench/noop-filter`): the floor cost of any Wasm filter.
 
 Then, for each scenario (body size × streaming) and round, it runs the variants one after
 the other (A B C A B C …), each with wrk at a fixed connection count (throughput) and with
@@ -56,8 +58,12 @@ LOADGEN_CPU = "1"
 UPSTREAM_MODEL = "gpt-4o-mini"
 
 SIZES = {"1KB": 1024, "4KB": 4096, "16KB": 16384, "1MB": 1 << 20}
-VARIANTS = ["envoy", "gateway", "litellm"]
-LABEL = {"envoy": "plain Envoy", "gateway": "Envoy + llm-gateway", "litellm": "LiteLLM"}
+VARIANTS = ["envoy", "noop", "gateway", "litellm"]
+LABEL = {"envoy": "plain Envoy", "noop": "Envoy + no-op Wasm filter", "gateway": "Envoy + llm-gateway",
+         "litellm": "LiteLLM"}
+NOOP_WASM = ROOT / "target" / "noop-filter" / "wasm32-wasip1" / "release" / "noop_filter.wasm"
+# The no-op filter (the floor of any Rust proxy-wasm filter) is measured in these scenarios only.
+NOOP_SCENARIOS = {"4KB", "4KB-stream", "chunked"}
 
 
 def log(*a):
@@ -281,6 +287,29 @@ def plain_config(admin: int, port: int, upstream: int, chunked: int) -> dict:
     return cfg
 
 
+def noop_config(admin: int, port: int, upstream: int, chunked: int) -> dict:
+    """Plain Envoy plus a Wasm filter that does nothing, loaded exactly like llm-gateway."""
+    cfg = plain_config(admin, port, upstream, chunked)
+    wasm = json.loads(json.dumps(harness._wasm_filter(harness.shipped_config())))
+    wasm["name"] = wasm["root_id"] = wasm["vm_config"]["vm_id"] = "noop"
+    wasm["vm_config"]["code"]["local"]["filename"] = str(NOOP_WASM)
+    wasm["vm_config"].pop("environment_variables", None)
+    wasm.pop("configuration", None)
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["http_filters"].insert(0, {"name": "envoy.filters.http.wasm", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm", "config": wasm}})
+    return cfg
+
+
+def ensure_noop() -> str:
+    if NOOP_WASM.exists():
+        return ""
+    r = subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip1", "--manifest-path",
+                        str(HERE / "noop-filter" / "Cargo.toml"), "--target-dir", str(ROOT / "target" / "noop-filter")],
+                       capture_output=True, text=True, timeout=600)
+    return "" if NOOP_WASM.exists() else f"the no-op filter did not build: {r.stderr[-300:]}"
+
+
 def start_envoy(name: str, cfg: dict, port: int, admin: int, workdir: Path, cpu: str) -> Proc:
     path = workdir / f"{name}.json"
     path.write_text(json.dumps(cfg))
@@ -341,7 +370,7 @@ def wrk(port: int, body_file: Path, headers: dict, connections: int, seconds: fl
     env = os.environ.copy()
     env["BENCH_BODY"] = str(body_file)
     env["BENCH_HEADERS"] = "\n".join(f"{k}: {v}" for k, v in headers.items())
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(HERE / "post.lua"),
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(HERE / "post.lua"),
             f"http://127.0.0.1:{port}/v1/chat/completions"]
     if shutil.which("taskset"):
         argv = ["taskset", "-c", LOADGEN_CPU] + argv
@@ -360,7 +389,8 @@ def measure(target: Proc, port: int, body_file: Path, headers: dict, connections
     secs = res["duration_us"] / 1e6
     return {
         "requests": res["requests"], "errors": errors, "rps": res["requests"] / secs,
-        "p50_us": res["p50_us"], "p99_us": res["p99_us"], "mean_us": res["mean_us"],
+        "p50_us": res["p50_us"] if res["requests"] else None,
+        "p99_us": res["p99_us"] if res["requests"] else None, "mean_us": res["mean_us"],
         "cpu_s": cpu, "cpu_util": cpu / secs,
         "cpu_ms_per_req": (cpu * 1000 / res["requests"]) if res["requests"] else None,
     }
@@ -446,6 +476,10 @@ def fmt(x, digits=0, unit=""):
     return f"{x:,.{digits}f}{unit}"
 
 
+def ms(us, digits):
+    return "–" if us is None else f"{us / 1000:,.{digits}f} ms"
+
+
 def ratio(a, b, digits=2):
     if a is None or b is None or b == 0:
         return "–"
@@ -493,7 +527,7 @@ def write_report(path: Path, meta: dict, summary: dict, scenarios: list[dict], v
       "and the tables show medians over rounds.")
     w(f"* Each Envoy under test runs with `--concurrency 1` (one worker thread) and, like LiteLLM, is pinned "
       f"to CPU {PROXY_CPU} with `taskset`; wrk (`-t1`) and both upstreams are pinned to CPU {LOADGEN_CPU}, "
-      "so the proxy under test has a core to itself.")
+      "so the load generator does not compete with the proxy under test (other processes on the machine still can). The no-op Wasm filter is measured in the 4 KB and chunked-stream scenarios only.")
     w(f"* Per scenario and round: wrk with {meta['connections']} connections for {meta['seconds']} s "
       f"(throughput, latency under load, CPU), then 1 connection for {meta['single_seconds']} s (latency "
       f"one request at a time). {meta['rounds']} rounds, order {' → '.join(LABEL[v] for v in variants)} "
@@ -533,11 +567,10 @@ def write_report(path: Path, meta: dict, summary: dict, scenarios: list[dict], v
             s = summary.get((sc["name"], v))
             if not s:
                 continue
-            added = (s["p50_1_us"] - base["p50_1_us"]) if base and v != "envoy" else None
+            added = (s["p50_1_us"] - base["p50_1_us"]) if base and v != "envoy" and s["p50_1_us"] else None
             err = f" ⚠ {s['errors']} errors" if s["errors"] else ""
             w(f"| {sc['title']} | {LABEL[v]}{err} | {fmt(s['rps'])} | {ratio(s['rps'], base and base['rps'])} "
-              f"| {fmt(s['p50_us'] / 1000, 2)} ms | {fmt(s['p99_us'] / 1000, 2)} ms "
-              f"| {fmt(s['p50_1_us'] / 1000, 3)} ms | {fmt(s['p99_1_us'] / 1000, 3)} ms "
+              f"| {ms(s['p50_us'], 2)} | {ms(s['p99_us'], 2)} | {ms(s['p50_1_us'], 3)} | {ms(s['p99_1_us'], 3)} "
               f"| {fmt(added, 0, ' µs') if added is not None else ''} "
               f"| {fmt(s['cpu_ms'], 4)} | {ratio(s['cpu_ms'], base and base['cpu_ms'])} "
               f"| {fmt(1000 / s['cpu_ms'] if s['cpu_ms'] else None)} | {fmt(s['cpu_util'] * 100, 0, '%')} |")
@@ -563,6 +596,10 @@ def write_report(path: Path, meta: dict, summary: dict, scenarios: list[dict], v
         w("")
     w("<!-- GOALS -->")
     w("")
+    analysis = HERE / "analysis.md"
+    if analysis.exists():
+        w(analysis.read_text().rstrip())
+        w("")
     if micro:
         w("## Micro-benchmarks (host-free hot paths, native, criterion)")
         w("")
@@ -587,12 +624,17 @@ def goals_section(summary: dict, probes: dict, meta: dict) -> str:
         status = "–" if ok is None else ("met" if ok else "**missed**")
         L.append(f"| {goal} | {target} | {measured} | {status} |")
 
-    g, e = s("4KB", "gateway"), s("4KB", "envoy")
+    g, e, n = s("4KB", "gateway"), s("4KB", "envoy"), s("4KB", "noop")
     if g and e:
         r = g["rps"] / e["rps"]
-        row("4 KB chat, non-streaming: throughput", "≥ 0.95× plain Envoy", f"{r:.2f}×", r >= 0.95)
+        cpu = g["cpu_ms"] / e["cpu_ms"]
+        floor = (f"; no-op Wasm filter: {n['rps'] / e['rps']:.2f}× throughput, {n['cpu_ms'] / e['cpu_ms']:.2f}× CPU"
+                 if n else "")
+        row("4 KB chat, non-streaming: throughput", "≥ 0.95× plain Envoy",
+            f"{r:.2f}× (CPU/request {cpu:.2f}×{floor})", r >= 0.95)
         add = g["p50_1_us"] - e["p50_1_us"]
-        row("4 KB chat, non-streaming: added p50", "≤ 50 µs", f"{add:.0f} µs (one connection)", add <= 50)
+        nadd = f"; no-op Wasm filter {n['p50_1_us'] - e['p50_1_us']:.0f} µs" if n else ""
+        row("4 KB chat, non-streaming: added p50", "≤ 50 µs", f"{add:.0f} µs (one connection{nadd})", add <= 50)
     g, e = s("1MB", "gateway"), s("1MB", "envoy")
     if g and e:
         add = (g["p50_1_us"] - e["p50_1_us"]) / 1000
@@ -601,13 +643,16 @@ def goals_section(summary: dict, probes: dict, meta: dict) -> str:
     if gs and es:
         add = (gs["p50_1_us"] - es["p50_1_us"]) / 1000
         row("1 MB streaming request: added latency (p50)", "≤ 2 ms", f"{add:.2f} ms (one connection)", add <= 2)
-    g, e = s("chunked", "gateway"), s("chunked", "envoy")
-    chunks = probes.get("gateway", {}).get("chunks") if probes else None
+    g, e, nf = s("chunked", "gateway"), s("chunked", "envoy"), s("chunked", "noop")
+    # Plain Envoy forwards each upstream read as one chunk: its count is the number of
+    # body callbacks the filter gets.
+    chunks = probes.get("envoy", {}).get("chunks") if probes else None
     if g and e:
         n = chunks or meta["events"]
         per = (g["cpu_ms"] - e["cpu_ms"]) * 1000 / n
+        floor = f"; no-op Wasm filter {(nf['cpu_ms'] - e['cpu_ms']) * 1000 / n:.1f} µs" if nf else ""
         row("streaming: added CPU per chunk", "≤ 10 µs",
-            f"{per:.1f} µs ({(g['cpu_ms'] - e['cpu_ms']) * 1000:.0f} µs per request / {n} chunks)", per <= 10)
+            f"{per:.1f} µs ({(g['cpu_ms'] - e['cpu_ms']) * 1000:.0f} µs per request / {n} chunks{floor})", per <= 10)
     if probes and probes.get("gateway") and probes.get("envoy"):
         add = (probes["gateway"]["ttfb_ms"] - probes["envoy"]["ttfb_ms"]) * 1000
         ok = add < meta["probe_gap_ms"] * 1000 / 2
@@ -669,7 +714,7 @@ def human_ns(ns: float) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=4, help="throughput run length")
+    ap.add_argument("--seconds", type=float, default=3, help="throughput run length")
     ap.add_argument("--single-seconds", type=float, default=2, help="one-connection latency run length")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--sizes", default="1KB,4KB,16KB,1MB")
@@ -695,7 +740,7 @@ def main():
 
     up_port, up_admin, ch_port = free_port(), free_port(), free_port()
     ports = {v: free_port() for v in VARIANTS}
-    admins = {"envoy": free_port(), "gateway": free_port()}
+    admins = {"envoy": free_port(), "gateway": free_port(), "noop": free_port()}
     procs: dict[str, Proc] = {}
     litellm_note = ""
     key = "sk-" + secrets.token_hex(16)
@@ -709,6 +754,13 @@ def main():
         procs["gateway"] = start_envoy("gateway", gateway_config(admins["gateway"], ports["gateway"], up_port, ch_port),
                                        ports["gateway"], admins["gateway"], workdir, PROXY_CPU)
         variants = ["envoy", "gateway"]
+        noop_note = ensure_noop()
+        if noop_note:
+            log(noop_note)
+        else:
+            procs["noop"] = start_envoy("noop", noop_config(admins["noop"], ports["noop"], up_port, ch_port),
+                                        ports["noop"], admins["noop"], workdir, PROXY_CPU)
+            variants.insert(1, "noop")
         if a.no_litellm:
             litellm_note = "skipped with --no-litellm"
         else:
@@ -726,9 +778,10 @@ def main():
             if litellm_note:
                 log("LiteLLM missing:", litellm_note)
         meta["commands"] = [
-            f"taskset -c {LOADGEN_CPU} envoy -c upstream.json --concurrency 1 --disable-hot-restart -l warning",
+            f"taskset -c {LOADGEN_CPU} .venv/bin/envoy -c upstream.json --concurrency 1 --disable-hot-restart -l warning",
             f"taskset -c {LOADGEN_CPU} python3 bench/chunked_upstream.py --port PORT --events 20 --gap-ms 1",
             f"taskset -c {PROXY_CPU} .venv/bin/envoy -c plain.json --concurrency 1 --disable-hot-restart -l warning",
+            f"taskset -c {PROXY_CPU} .venv/bin/envoy -c noop.json --concurrency 1 --disable-hot-restart -l warning",
             f"taskset -c {PROXY_CPU} .venv/bin/envoy -c gateway.json --concurrency 1 --disable-hot-restart -l warning",
             f"LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_MASTER_KEY=sk-<random> taskset -c {PROXY_CPU} "
             ".bench-venv-litellm/bin/litellm --config litellm.yaml --host 127.0.0.1 --port PORT",
@@ -753,6 +806,9 @@ def main():
             f.write_bytes(chat_body(sc["size"], sc["model"], sc["stream"]))
             sc["file"] = f
 
+        def runs(sc):
+            return [v for v in variants if v != "noop" or sc["name"] in NOOP_SCENARIOS]
+
         def headers_for(v, sc):
             h = dict(sc["headers"])
             h["Authorization"] = f"Bearer {key}" if v == "litellm" else "Bearer sk-client"
@@ -760,26 +816,26 @@ def main():
 
         # Sanity: every variant answers every scenario with 200 before measuring.
         for sc in scenarios:
-            for v in variants:
+            for v in runs(sc):
                 status, _, body = harness.request("POST", ports[v], "/v1/chat/completions", sc["file"].read_bytes(),
                                                   {"content-type": "application/json", **headers_for(v, sc)})
                 if status != 200:
                     raise RuntimeError(f"{v} {sc['name']}: {status} {body[:300]!r}")
         log("all variants answer; warming up")
         for sc in scenarios:
-            for v in variants:
+            for v in runs(sc):
                 wrk(ports[v], sc["file"], headers_for(v, sc), a.connections, 1)
 
         results = []
         for rnd in range(a.rounds):
             for sc in scenarios:
-                for v in variants:
+                for v in runs(sc):
                     load = measure(procs[v], ports[v], sc["file"], headers_for(v, sc), a.connections, a.seconds)
                     single = measure(procs[v], ports[v], sc["file"], headers_for(v, sc), 1, a.single_seconds)
                     results.append({"round": rnd, "scenario": sc["name"], "variant": v, "load": load,
                                     "single": single})
                     log(f"round {rnd + 1}/{a.rounds} {sc['name']:>11} {v:>8}: {load['rps']:9.0f} req/s "
-                        f"p50 {load['p50_us']:7d} µs  @1 p50 {single['p50_us']:7d} µs  "
+                        f"p50 {load['p50_us'] or 0:7d} µs  @1 p50 {single['p50_us'] or 0:7d} µs  "
                         f"cpu {load['cpu_ms_per_req'] or 0:.4f} ms/req  err {load['errors'] + single['errors']}")
 
         log("first-byte probe")
