@@ -9,7 +9,7 @@
 //! * the whole per-request flow (`gateway::RequestFlow`) against an in-memory host that
 //!   does no work, i.e. the filter's own cost without Envoy's host calls.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use llm_gateway::config::Config;
 use llm_gateway::dialect::Api;
 use llm_gateway::estimate;
@@ -419,4 +419,48 @@ criterion_group!(
     bench_anthropic,
     bench_flow
 );
-criterion_main!(benches);
+
+/// `HOT_PATHS_DRIVER=<case>:<iterations>` runs one case a fixed number of times instead of
+/// the criterion benchmarks: a deterministic native driver for `valgrind --tool=callgrind`
+/// (instruction counts do not depend on the machine's load, timings here do). Cases:
+/// `flow4k` (a 4 KB non-streaming request and its JSON response) and `stream1k` (a 1 KB
+/// streaming request and a 24-chunk answer). Instructions per iteration =
+/// (Ir at 2N − Ir at N) / N.
+fn driver(spec: &str) {
+    let (case, n) = spec.split_once(':').unwrap_or((spec, "1000"));
+    let n: usize = n.parse().expect("iterations");
+    let cfg = Rc::new(config());
+    let metrics = Rc::new(RefCell::new(Metrics::default()));
+    let stream = case == "stream1k";
+    let body = Rc::new(chat_body(if stream { 1024 } else { 4096 }, stream));
+    let chunks: Vec<Rc<Vec<u8>>> = if stream {
+        openai_events().into_iter().map(Rc::new).collect()
+    } else {
+        vec![Rc::new(CHAT_COMPLETION.to_vec())]
+    };
+    for _ in 0..n {
+        let mut host = NullHost {
+            body: Rc::clone(&body),
+            chunk: None,
+            stream,
+        };
+        let mut f = RequestFlow::new(Rc::clone(&cfg), Rc::clone(&metrics));
+        f.on_request_headers(&mut host, false);
+        f.on_request_body(&mut host, body.len(), true);
+        f.on_response_headers(&mut host, false);
+        for (i, c) in chunks.iter().enumerate() {
+            host.chunk = Some(Rc::clone(c));
+            f.on_response_body(&mut host, c.len(), i + 1 == chunks.len());
+        }
+        f.on_log(&mut host);
+    }
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var("HOT_PATHS_DRIVER") {
+        driver(&spec);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
