@@ -630,8 +630,11 @@ def goals_section(summary: dict, probes: dict, meta: dict) -> str:
         cpu = g["cpu_ms"] / e["cpu_ms"]
         floor = (f"; no-op Wasm filter: {n['rps'] / e['rps']:.2f}× throughput, {n['cpu_ms'] / e['cpu_ms']:.2f}× CPU"
                  if n else "")
+        # On a shared machine req/s at a fixed connection count may not be proxy-bound: the
+        # goal counts as met only if the capacity ratio (plain CPU/request over ours) is too.
         row("4 KB chat, non-streaming: throughput", "≥ 0.95× plain Envoy",
-            f"{r:.2f}× (CPU/request {cpu:.2f}×{floor})", r >= 0.95)
+            f"{r:.2f}× req/s; {1 / cpu:.2f}× by CPU/request (capacity when CPU-bound){floor}",
+            r >= 0.95 and 1 / cpu >= 0.95)
         add = g["p50_1_us"] - e["p50_1_us"]
         nadd = f"; no-op Wasm filter {n['p50_1_us'] - e['p50_1_us']:.0f} µs" if n else ""
         row("4 KB chat, non-streaming: added p50", "≤ 50 µs", f"{add:.0f} µs (one connection{nadd})", add <= 50)
@@ -657,7 +660,7 @@ def goals_section(summary: dict, probes: dict, meta: dict) -> str:
         add = (probes["gateway"]["ttfb_ms"] - probes["envoy"]["ttfb_ms"]) * 1000
         ok = add < meta["probe_gap_ms"] * 1000 / 2
         row("first byte: no added buffering", f"first event before the upstream's {meta['probe_gap_ms']} ms pause ends",
-            f"+{add:.0f} µs vs plain Envoy", ok)
+            f"{add:+.0f} µs vs plain Envoy", ok)
     ratios = []
     for sc in meta["scenario_names"]:
         g, l = s(sc, "gateway"), s(sc, "litellm")
