@@ -7,7 +7,7 @@ PYTEST := $(VENV)/bin/pytest
 WASM := target/wasm32-wasip1/release/llm_gateway.wasm
 TARGET := wasm32-wasip1
 
-.PHONY: run test build setup toolchain venv redis lint unit integration schema deploy-configs clean
+.PHONY: run test build setup toolchain venv redis lint unit integration schema deploy-configs clean bench microbench bench-tools
 
 run: build venv
 	@echo "llm-gateway: http://127.0.0.1:10000/v1  (admin/metrics: http://127.0.0.1:9901/stats/prometheus)"
@@ -68,6 +68,22 @@ integration: build venv redis
 # envoy/envoy.yaml (the deployment tests fail while they are out of date).
 deploy-configs:
 	python3 deploy/generate.py
+
+# Benchmarks (not part of `make test`): plain Envoy vs Envoy + llm-gateway vs LiteLLM on
+# 127.0.0.1, alternating variants, plus the criterion micro-benchmarks; writes
+# bench/results.md. About 15 minutes on a 2-core machine. BENCH_ARGS=--quick for a short run.
+bench: build venv bench-tools
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
+bench-tools:
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	@command -v taskset >/dev/null || echo "taskset not found: processes will not be pinned to CPUs"
+	@test -x .bench-venv-litellm/bin/litellm || (python3 -m venv .bench-venv-litellm && \
+	  .bench-venv-litellm/bin/pip install --quiet 'litellm[proxy]==1.106.2') || \
+	  echo "LiteLLM could not be installed: the benchmark runs without it and says so"
+
+microbench:
+	cargo bench --bench hot_paths -- --warm-up-time 0.5 --measurement-time 2 --noplot
 
 clean:
 	cargo clean

@@ -189,6 +189,11 @@ impl GatewayError {
 /// The error type of a provider error body (`{"error":{"code"|"type":…}}`, OpenAI and
 /// Anthropic shapes): the `code` when it is a string, else the `type`.
 pub fn upstream_error_type(body: &[u8]) -> Option<String> {
+    // Every successful JSON answer is checked too: skip the parse when the body cannot
+    // have an `error` member (no `"error"` and no `\u` escape that could spell one).
+    if !may_have_error_member(body) {
+        return None;
+    }
     #[derive(serde::Deserialize)]
     struct Inner {
         #[serde(default)]
@@ -207,6 +212,13 @@ pub fn upstream_error_type(body: &[u8]) -> Option<String> {
     }
 }
 
+/// False only when `body` certainly has no member named `error`: it contains neither the
+/// bytes `"error"` nor a `\u` escape (with which a key can spell `error` differently).
+fn may_have_error_member(body: &[u8]) -> bool {
+    memchr::memmem::find(body, b"\"error\"").is_some()
+        || memchr::memmem::find(body, b"\\u").is_some()
+}
+
 /// Cuts client-controlled text echoed in messages to a bounded length (on a char boundary).
 pub fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
@@ -223,6 +235,27 @@ pub fn truncate(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    #[test]
+    fn error_type_precheck_is_exact() {
+        let ok =
+            br#"{"id":"x","choices":[{"message":{"content":"an \"error\" here"}}],"usage":{}}"#;
+        assert_eq!(upstream_error_type(ok), None);
+        assert!(!may_have_error_member(ok));
+        let e = br#"{"error":{"code":"rate_limit_exceeded","type":"requests"}}"#;
+        assert_eq!(
+            upstream_error_type(e).as_deref(),
+            Some("rate_limit_exceeded")
+        );
+        // A key spelled with escapes still counts.
+        let escaped = br#"{"\u0065rror":{"type":"overloaded_error"}}"#;
+        assert_eq!(
+            upstream_error_type(escaped).as_deref(),
+            Some("overloaded_error")
+        );
+        let spaced = b"{ \"error\" : { \"type\" : \"server_error\" } }";
+        assert_eq!(upstream_error_type(spaced).as_deref(), Some("server_error"));
+    }
 
     #[test]
     fn body_is_openai_format() {

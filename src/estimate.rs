@@ -162,8 +162,45 @@ impl TokenEstimator {
 
     /// Adds the next piece of text.
     pub fn push(&mut self, text: &str) {
-        for c in text.chars() {
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while let Some(rest) = bytes.get(i..).filter(|r| !r.is_empty()) {
+            // Fast path (most of any prose or code): lowercase ASCII letters that extend
+            // the current word cost one unit each and change nothing else, so a whole
+            // run of them is added at once instead of char by char.
+            if let Run::Letters { units, last_lower } = &mut self.run {
+                let n = rest.iter().take_while(|b| b.is_ascii_lowercase()).count();
+                if n > 0 {
+                    *units = units.saturating_add(n as u64);
+                    *last_lower = true;
+                    self.chars = self.chars.saturating_add(n as u64);
+                    i += n;
+                    continue;
+                }
+                // "word word": one space then a lowercase letter closes the word and
+                // starts the next (the space merges into it and costs nothing), exactly
+                // as `push_char(' ')` then `push_char(letter)` would.
+                if let [b' ', next, ..] = rest {
+                    if next.is_ascii_lowercase() {
+                        self.close(Run::Letters {
+                            units: 0,
+                            last_lower: true,
+                        });
+                        self.chars = self.chars.saturating_add(1);
+                        i += 1;
+                        continue;
+                    }
+                }
+            }
+            let c = match rest.first() {
+                Some(&b) if b.is_ascii() => char::from(b),
+                _ => match text.get(i..).and_then(|s| s.chars().next()) {
+                    Some(c) => c,
+                    None => break, // unreachable: `i` is always on a char boundary
+                },
+            };
             self.push_char(c);
+            i += c.len_utf8();
         }
     }
 
@@ -764,7 +801,25 @@ mod tests {
         }
     }
 
+    /// The reference: `push` without its fast paths, one character at a time.
+    fn char_by_char(text: &str) -> (u64, u64, u64) {
+        let mut e = TokenEstimator::new();
+        for c in text.chars() {
+            e.push_char(c);
+        }
+        (e.estimate(), e.chars(), e.closed)
+    }
+
     proptest! {
+        #[test]
+        fn fast_paths_equal_char_by_char(
+            s in "(\\PC|[a-z ]{1,12}|[A-Z][a-z]+ |'[a-z]+|[0-9 .,\n]{1,4}){0,40}"
+        ) {
+            let mut e = TokenEstimator::new();
+            e.push(&s);
+            prop_assert_eq!((e.estimate(), e.chars(), e.closed), char_by_char(&s));
+        }
+
         #[test]
         fn monotone_and_floor(a in "\\PC{0,80}", b in "\\PC{0,80}") {
             let ab = format!("{a}{b}");

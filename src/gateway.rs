@@ -515,23 +515,28 @@ impl RequestFlow {
     fn count_allowed(&mut self, host: &mut dyn BodyHost, plan: &Plan, caller: &Caller) {
         let mut w = self.worker.borrow_mut();
         for c in &plan.charges {
-            w.metrics
-                .add(host, quota::metrics::allowed(&c.name, caller), 1);
+            w.metrics.add(
+                host,
+                format_args!("{}", quota::metrics::allowed(&c.name, caller)),
+                1,
+            );
         }
     }
 
     fn count_quota_error(&mut self, host: &mut dyn BodyHost, reason: &str) {
-        self.worker
-            .borrow_mut()
-            .metrics
-            .add(host, quota::metrics::error(reason), 1);
+        self.worker.borrow_mut().metrics.add(
+            host,
+            format_args!("{}", quota::metrics::error(reason)),
+            1,
+        );
     }
 
     fn limited(&mut self, host: &mut dyn BodyHost, caller: &Caller, e: &Exceeded) -> Rejection {
-        self.worker
-            .borrow_mut()
-            .metrics
-            .add(host, quota::metrics::limited(&e.rule, caller), 1);
+        self.worker.borrow_mut().metrics.add(
+            host,
+            format_args!("{}", quota::metrics::limited(&e.rule, caller)),
+            1,
+        );
         Rejection(
             quota::errors::rate_limited(&caller.name, e),
             e.info().rejection_headers(),
@@ -740,12 +745,12 @@ impl RequestFlow {
             let mut w = self.worker.borrow_mut();
             w.metrics.add(
                 host,
-                quota::metrics::consumer_tokens(&caller, "input"),
+                format_args!("{}", quota::metrics::consumer_tokens(&caller, "input")),
                 u.input,
             );
             w.metrics.add(
                 host,
-                quota::metrics::consumer_tokens(&caller, "output"),
+                format_args!("{}", quota::metrics::consumer_tokens(&caller, "output")),
                 u.output,
             );
         }
@@ -786,17 +791,18 @@ impl RequestFlow {
         if let Some(cost) = cost {
             self.worker.borrow_mut().metrics.add(
                 host,
-                quota::metrics::consumer_tokens(&caller, "charged"),
+                format_args!("{}", quota::metrics::consumer_tokens(&caller, "charged")),
                 cost,
             );
         }
     }
 
     fn count_quota_error_n(&mut self, host: &mut dyn BodyHost, reason: &str, n: u64) {
-        self.worker
-            .borrow_mut()
-            .metrics
-            .add(host, quota::metrics::error(reason), n);
+        self.worker.borrow_mut().metrics.add(
+            host,
+            format_args!("{}", quota::metrics::error(reason)),
+            n,
+        );
     }
 }
 

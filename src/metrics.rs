@@ -8,6 +8,7 @@
 use crate::host::{Host, MetricKind};
 use crate::usage::Usage;
 use std::collections::HashMap;
+use std::fmt::{self, Write};
 
 pub const REQUESTS: &str = "llm_gateway_requests_total";
 pub const TOKENS: &str = "llm_gateway_tokens_total";
@@ -41,21 +42,24 @@ pub const MAX_SERIES: usize = 2000;
 
 /// Makes a label value safe for the `;k=v` encoding and bounded in length.
 pub fn label_value(v: &str) -> String {
-    let mut out: String = v
-        .chars()
-        .take(80)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '@') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() {
+    let mut out = String::new();
+    push_label_value(&mut out, v);
+    out
+}
+
+/// Appends `label_value(v)` to `out`.
+fn push_label_value(out: &mut String, v: &str) {
+    let start = out.len();
+    out.extend(v.chars().take(80).map(|c| {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '@') {
+            c
+        } else {
+            '_'
+        }
+    }));
+    if out.len() == start {
         out.push_str("unknown");
     }
-    out
 }
 
 pub fn status_class(status: Option<u32>) -> &'static str {
@@ -73,6 +77,10 @@ pub fn status_class(status: Option<u32>) -> &'static str {
 #[derive(Default)]
 pub struct Metrics {
     ids: HashMap<String, u32>,
+    /// Reused buffers for the metric name being looked up and the `provider=…;model=…`
+    /// labels of the request being recorded: no allocation per recorded value.
+    name: String,
+    labels: String,
 }
 
 /// Labels of one routed request.
@@ -109,25 +117,19 @@ impl Outcome {
 }
 
 impl Metrics {
-    fn id(&mut self, host: &mut dyn Host, kind: MetricKind, name: String) -> Option<u32> {
-        if let Some(id) = self.ids.get(&name) {
+    fn id(&mut self, host: &mut dyn Host, kind: MetricKind, name: fmt::Arguments) -> Option<u32> {
+        self.name.clear();
+        let _ = self.name.write_fmt(name);
+        if let Some(id) = self.ids.get(self.name.as_str()) {
             return Some(*id);
         }
-        let id = host.define_metric(kind, &name)?;
-        self.ids.insert(name, id);
+        let id = host.define_metric(kind, &self.name)?;
+        self.ids.insert(self.name.clone(), id);
         Some(id)
     }
 
-    fn model_label(&self, model: &str) -> String {
-        if self.ids.len() >= MAX_SERIES {
-            "other".to_string()
-        } else {
-            label_value(model)
-        }
-    }
-
     /// Adds `delta` to the counter `name` (`name;label=value…`), defining it on first use.
-    pub fn add(&mut self, host: &mut dyn Host, name: String, delta: u64) {
+    pub fn add(&mut self, host: &mut dyn Host, name: fmt::Arguments, delta: u64) {
         if delta == 0 {
             return;
         }
@@ -136,7 +138,7 @@ impl Metrics {
         }
     }
 
-    fn record(&mut self, host: &mut dyn Host, name: String, value: u64) {
+    fn record(&mut self, host: &mut dyn Host, name: fmt::Arguments, value: u64) {
         if let Some(id) = self.id(host, MetricKind::Histogram, name) {
             host.record_metric(id, value);
         }
@@ -144,30 +146,41 @@ impl Metrics {
 
     /// One routed request ended (completed, failed, reset or abandoned).
     pub fn record_request(&mut self, host: &mut dyn Host, l: &RequestLabels<'_>, o: &Outcome) {
-        let provider = label_value(l.provider);
-        let model = self.model_label(l.model);
-        let pm = format!("provider={provider};model={model}");
-        let op = l.operation;
+        let mut pm = std::mem::take(&mut self.labels);
+        pm.clear();
+        pm.push_str("provider=");
+        push_label_value(&mut pm, l.provider);
+        pm.push_str(";model=");
+        if self.ids.len() >= MAX_SERIES {
+            pm.push_str("other");
+        } else {
+            push_label_value(&mut pm, l.model);
+        }
+        self.record_request_with(host, &pm, l.operation, o);
+        self.labels = pm;
+    }
+
+    fn record_request_with(&mut self, host: &mut dyn Host, pm: &str, op: &str, o: &Outcome) {
         let class = status_class(o.status);
         self.add(
             host,
-            format!("{REQUESTS};{pm};operation={op};status_class={class}"),
+            format_args!("{REQUESTS};{pm};operation={op};status_class={class}"),
             1,
         );
         self.record(
             host,
-            format!("{DURATION};{pm};operation={op}"),
+            format_args!("{DURATION};{pm};operation={op}"),
             o.duration_ms,
         );
         if let Some(ttft) = o.ttft_ms {
-            self.record(host, format!("{TTFT};{pm}"), ttft);
+            self.record(host, format_args!("{TTFT};{pm}"), ttft);
         }
         if let Some(tpot) = o.time_per_output_token_us() {
-            self.record(host, format!("{TPOT};{pm}"), tpot);
+            self.record(host, format_args!("{TPOT};{pm}"), tpot);
         }
         if let Some(kind) = &o.upstream_error {
             let kind = label_value(kind);
-            self.add(host, format!("{UPSTREAM_ERRORS};{pm};type={kind}"), 1);
+            self.add(host, format_args!("{UPSTREAM_ERRORS};{pm};type={kind}"), 1);
         }
         if let Some(u) = &o.usage {
             let est = if u.estimated { "true" } else { "false" };
@@ -180,18 +193,18 @@ impl Metrics {
             ] {
                 self.add(
                     host,
-                    format!("{TOKENS};{pm};type={kind};estimated={est}"),
+                    format_args!("{TOKENS};{pm};type={kind};estimated={est}"),
                     n,
                 );
             }
             self.record(
                 host,
-                format!("{TOKEN_USAGE};{pm};token_type=input"),
+                format_args!("{TOKEN_USAGE};{pm};token_type=input"),
                 u.input,
             );
             self.record(
                 host,
-                format!("{TOKEN_USAGE};{pm};token_type=output"),
+                format_args!("{TOKEN_USAGE};{pm};token_type=output"),
                 u.output,
             );
         }
@@ -200,7 +213,7 @@ impl Metrics {
     /// The gateway answered the request itself (`reason` is the error code).
     pub fn record_rejection(&mut self, host: &mut dyn Host, reason: &str) {
         let reason = label_value(reason);
-        self.add(host, format!("{REJECTED};reason={reason}"), 1);
+        self.add(host, format_args!("{REJECTED};reason={reason}"), 1);
     }
 }
 
@@ -225,6 +238,18 @@ mod tests {
     }
 
     #[test]
+    fn shipped_envoy_config_tags_every_label() {
+        let yaml = include_str!("../envoy/envoy.yaml");
+        for label in LABELS.iter().chain(crate::quota::metrics::LABELS) {
+            let tag = format!("tag_name: {label}, regex: \"(;{label}=([^;]*))\"");
+            assert!(
+                yaml.contains(&tag),
+                "envoy/envoy.yaml lacks the stats_tag for `{label}`"
+            );
+        }
+    }
+
+    #[test]
     fn time_per_output_token() {
         let mut o = Outcome {
             duration_ms: 1100,
@@ -243,18 +268,6 @@ mod tests {
         assert_eq!(o.time_per_output_token_us(), None);
         o.ttft_ms = None;
         assert_eq!(o.time_per_output_token_us(), None);
-    }
-
-    #[test]
-    fn shipped_envoy_config_tags_every_label() {
-        let yaml = include_str!("../envoy/envoy.yaml");
-        for label in LABELS.iter().chain(crate::quota::metrics::LABELS) {
-            let tag = format!("tag_name: {label}, regex: \"(;{label}=([^;]*))\"");
-            assert!(
-                yaml.contains(&tag),
-                "envoy/envoy.yaml lacks the stats_tag for `{label}`"
-            );
-        }
     }
 
     #[test]

@@ -274,7 +274,7 @@ impl SseParser {
                     continue;
                 }
             }
-            let Some(off) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let Some(off) = memchr::memchr2(b'\n', b'\r', rest) else {
                 self.line_has_content = true;
                 *pos = chunk.len();
                 return Scan::NeedMore;
@@ -354,7 +354,7 @@ fn emit_fragment(raw: &[u8], on_event: &mut impl FnMut(&SseEvent<'_>)) {
 
 /// Splits off the next line of a complete block: `(line, rest)`.
 fn next_line(buf: &[u8]) -> (&[u8], &[u8]) {
-    match buf.iter().position(|&b| b == b'\n' || b == b'\r') {
+    match memchr::memchr2(b'\n', b'\r', buf) {
         None => (buf, &[]),
         Some(i) => {
             let line = buf.get(..i).unwrap_or_default();
@@ -367,7 +367,7 @@ fn next_line(buf: &[u8]) -> (&[u8], &[u8]) {
 
 /// `(name, value)` of a non-comment, non-empty line.
 fn split_field(line: &[u8]) -> (&[u8], &[u8]) {
-    match line.iter().position(|&b| b == b':') {
+    match memchr::memchr(b':', line) {
         None => (line, &[]),
         Some(i) => {
             let name = line.get(..i).unwrap_or_default();
