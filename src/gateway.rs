@@ -38,6 +38,10 @@ pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "
 /// headers: a client-sent copy is removed.
 pub const STREAM_HEADER: &str = "x-llm-gateway-stream";
 
+/// Streaming request bodies up to this size get the tokenizer-free estimate of their
+/// prompt (kept in case usage never arrives); larger ones the cheap `bytes / 4` bound.
+const FULL_ESTIMATE_MAX_BYTES: usize = 256 * 1024;
+
 /// Names of the access-log attributes (Envoy filter state `wasm.<name>`).
 pub mod attr {
     pub const PROVIDER: &str = "llm_gateway.provider";
@@ -374,7 +378,13 @@ impl RequestFlow {
         self.client_include_usage = info.include_usage;
         self.injected_usage = inject_usage;
         if info.stream {
-            self.input_estimate = Some(estimate::estimate_request_input_tokens(body));
+            // Only used when the provider never reports usage; large bodies get the cheap
+            // bound instead of a second parse on the request path.
+            self.input_estimate = Some(if body.len() <= FULL_ESTIMATE_MAX_BYTES {
+                estimate::estimate_request_input_tokens(body)
+            } else {
+                meter::estimate_input_tokens(body.len())
+            });
         }
         host.set_attribute(attr::PROVIDER, provider.name.as_bytes());
         host.set_attribute(attr::MODEL, resolved.upstream_model.as_bytes());
