@@ -262,8 +262,8 @@ class TokenBook:
 class MetadataMock(MockProvider):
     """The GCE metadata server's token endpoint: `GET /computeMetadata/v1/instance/
     service-accounts/default/token` with `Metadata-Flavor: Google`, Host `host`.
-    Tokens issued in the first `early_s` seconds after start live `early_life` seconds
-    (every Envoy thread's VM fetches its own at startup), later ones `late_life`."""
+    Tokens issued in the first `early_s` seconds after the first fetch live `early_life`
+    seconds (every Envoy thread's VM fetches its own at startup), later ones `late_life`."""
 
     PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
 
@@ -271,7 +271,9 @@ class MetadataMock(MockProvider):
                  host: str = "metadata.google.internal"):
         super().__init__("metadata", self.handle)
         self.book, self.host = book, host
-        self.early_until, self.early_life, self.late_life = time.time() + early_s, early_life, late_life
+        self.early_s, self.early_life, self.late_life = early_s, early_life, late_life
+        self.early_until: float | None = None
+        self.lives: dict[str, int] = {}
         self.failures: list[str] = []
         self.served: list[tuple[float, str]] = []
 
@@ -283,7 +285,10 @@ class MetadataMock(MockProvider):
             self.failures.append(f"{req.method} {req.path} host={req.headers.get('host')}")
             return Reply(404, b"not found", {"content-type": "text/html"})
         n = len(self.served) + 1
+        if self.early_until is None:
+            self.early_until = time.time() + self.early_s
         life = self.early_life if time.time() < self.early_until else self.late_life
+        self.lives[f"tok-{n}"] = life
         token = f"tok-{n}"
         self.book.add(token, life)
         self.served.append((time.time(), token))

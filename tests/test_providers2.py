@@ -492,23 +492,22 @@ def test_vertex_token_from_metadata_server_is_refreshed_without_failing_requests
             while not meta.served and time.time() < deadline:
                 time.sleep(0.05)
             assert meta.served, "the token endpoint was never called"
-            startup = {t for at, t in meta.served}
-            assert meta.served[0][0] < meta.early_until
             client = oai(gw)
             latencies = []
-            deadline = time.time() + 12
-            while time.time() < deadline and (not vx.bearers or vx.bearers[-1] in startup):
+            deadline = time.time() + 15
+            while time.time() < deadline and (not vx.bearers or meta.lives[vx.bearers[-1]] == 8):
                 t = time.time()
                 out = client.chat.completions.create(model="vf", messages=user("hi"))
                 latencies.append(time.time() - t)
                 assert out.choices[0].message.content == "".join(GM_PIECES)
                 time.sleep(0.1)
+            startup = {t for t, life in meta.lives.items() if life == 8}
             assert vx.failures == [] and meta.failures == []
             assert vx.bearers[0] in startup and vx.bearers[0].startswith("tok-")
             refreshed = vx.bearers[-1]
             assert refreshed not in startup, vx.bearers
             assert sum(b in startup for b in vx.bearers) > 5  # the first token served a while
-            assert max(latencies) < 1.0
+            assert max(latencies) < 1.5
             assert vx.requests[0].headers["host"] == "aiplatform.googleapis.com"
             # The refreshed tokens live long: no further fetch, and they keep being used.
             n = len(meta.served)
