@@ -579,6 +579,9 @@ impl RequestFlow {
                 host.set_response_header(name, &value);
             }
         }
+        if let Some(ct) = self.tap.client_content_type() {
+            host.set_response_header("content-type", ct);
+        }
         let mode = self.tap.mode();
         if matches!(mode, TapMode::Edit | TapMode::BufferWhole) {
             host.remove_response_header("content-length");

@@ -179,6 +179,16 @@ impl ResponseTap {
         }
     }
 
+    /// The `content-type` the client must see when the tap changes the body's format:
+    /// a Bedrock eventstream is translated to OpenAI SSE, so the upstream
+    /// `application/vnd.amazon.eventstream` must not reach the client.
+    pub fn client_content_type(&self) -> Option<&'static str> {
+        match self {
+            ResponseTap::EventStream(_) => Some("text/event-stream"),
+            _ => None,
+        }
+    }
+
     pub fn mode(&self) -> TapMode {
         match self {
             ResponseTap::Ignore => TapMode::Skip,
@@ -559,6 +569,21 @@ mod tests {
             out.extend_from_slice(r.replace.as_deref().unwrap_or(c));
         }
         out
+    }
+
+    #[test]
+    fn bedrock_eventstream_is_announced_to_the_client_as_sse() {
+        let mut p = plan("application/vnd.amazon.eventstream", false);
+        p.upstream = Api::Bedrock;
+        assert_eq!(
+            ResponseTap::new(&p).client_content_type(),
+            Some("text/event-stream")
+        );
+        for ct in ["text/event-stream", "application/json"] {
+            let mut p = plan(ct, false);
+            p.upstream = Api::Gemini;
+            assert_eq!(ResponseTap::new(&p).client_content_type(), None);
+        }
     }
 
     #[test]

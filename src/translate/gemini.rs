@@ -1234,9 +1234,16 @@ impl GeminiStreamToChat {
         self.done = true;
     }
 
-    /// Usage of the last `usageMetadata` seen (`None` before any).
+    /// Usage of the last `usageMetadata` seen (`None` before any). Before a
+    /// `finishReason` (stream cut, client gone) the cumulative counts are partial, so
+    /// the usage is marked estimated, its output at least the streamed text's estimate.
     pub fn usage(&self) -> Option<Usage> {
-        self.usage.as_ref().map(usage_from_gemini)
+        let mut u = usage_from_gemini(self.usage.as_ref()?);
+        if !self.finish_sent {
+            u.estimated = true;
+            u.output = u.output.max(self.estimator.estimate());
+        }
+        Some(u)
     }
 
     /// True once a text, thought or function call delta has been emitted (time to
@@ -1560,7 +1567,10 @@ mod tests {
         );
         assert!(s.first_content_seen());
         assert!(s.estimated_output_tokens() > 0);
-        assert_eq!(s.usage().map(|u| (u.input, u.output)), Some((1, 2)));
+        assert_eq!(
+            s.usage().map(|u| (u.input, u.output, u.estimated)),
+            Some((1, 2, false))
+        );
         assert!(!s.done());
         s.finish(&mut out);
         assert!(s.done());
@@ -1573,6 +1583,24 @@ mod tests {
         assert_eq!(out.len(), len, "nothing after close");
         assert!(String::from_utf8_lossy(&out).ends_with("data: [DONE]\n\n"));
         assert_eq!(s.error(), None);
+    }
+
+    #[test]
+    fn usage_of_a_stream_cut_before_its_finish_reason_is_estimated() {
+        let mut s = GeminiStreamToChat::new("m", 1, false);
+        let mut out = Vec::new();
+        s.on_event(
+            r#"{"candidates":[{"content":{"parts":[{"text":"a fairly long piece of text"}]}}],
+                "usageMetadata":{"promptTokenCount":40,"candidatesTokenCount":1,"cachedContentTokenCount":8}}"#,
+            &mut out,
+        );
+        let u = s.usage().unwrap_or_default();
+        assert!(u.estimated, "partial cumulative counts are not exact");
+        assert_eq!((u.input, u.cached_input), (40, 8));
+        assert_eq!(u.output, s.estimated_output_tokens().max(1));
+        s.finish(&mut out);
+        assert_eq!(s.error(), Some("incomplete_stream"));
+        assert!(s.usage().is_some_and(|u| u.estimated));
     }
 
     #[test]
