@@ -11,10 +11,11 @@ TARGET := wasm32-wasip1
 
 run: build venv
 	@echo "llm-gateway: http://127.0.0.1:10000/v1  (admin/metrics: http://127.0.0.1:9901/stats/prometheus)"
-	@if [ -z "$$OPENAI_API_KEY$$ANTHROPIC_API_KEY$$AZURE_OPENAI_API_KEY" ]; then echo "No provider keys: every model is served by the built-in demo provider."; fi
+	@if [ -z "$$OPENAI_API_KEY$$ANTHROPIC_API_KEY$$AZURE_OPENAI_API_KEY$$GEMINI_API_KEY" ]; then echo "No provider keys: every model is served by the built-in demo provider."; fi
 	@if [ -n "$$OPENAI_API_KEY" ]; then echo "OPENAI_API_KEY set: gpt-*/o* models and openai/<model> go to api.openai.com."; fi
 	@if [ -n "$$ANTHROPIC_API_KEY" ]; then echo "ANTHROPIC_API_KEY set: claude-* models and anthropic/<model> go to api.anthropic.com."; fi
 	@if [ -n "$$AZURE_OPENAI_API_KEY" ]; then echo "AZURE_OPENAI_API_KEY set: azure/<model> goes to the azure_openai cluster (set YOUR-RESOURCE in envoy/envoy.yaml)."; fi
+	@if [ -n "$$GEMINI_API_KEY" ]; then echo "GEMINI_API_KEY set: gemini-* models and gemini/<model> go to Google AI Studio."; fi
 	@echo "Try: curl -s localhost:10000/v1/chat/completions -d '{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'"
 	@echo " or: curl -s localhost:10000/v1/messages -d '{\"model\":\"claude-haiku-4-5\",\"max_tokens\":100,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'"
 	exec $(ENVOY) -c envoy/envoy.yaml --concurrency 2 -l warning --component-log-level wasm:info
