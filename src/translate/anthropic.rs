@@ -232,36 +232,11 @@ fn text_only_blocks(
     content: Option<&oa::MessageContent>,
     i: usize,
 ) -> Result<Vec<an::ContentBlock>, TranslateError> {
-    match content {
-        None => Ok(Vec::new()),
-        Some(oa::MessageContent::Text(s)) if s.is_empty() => Ok(Vec::new()),
-        Some(oa::MessageContent::Text(s)) => Ok(vec![text_block(s, None)]),
-        Some(oa::MessageContent::Parts(parts)) => {
-            let mut blocks = Vec::new();
-            for (j, part) in parts.iter().enumerate() {
-                match (part.kind.as_str(), part.text.as_deref()) {
-                    ("text", Some(t)) => {
-                        if !t.is_empty() {
-                            blocks.push(text_block(t, Some(part)));
-                        }
-                    }
-                    ("text", None) => {
-                        return Err(TranslateError::bad_request(
-                            "text part without `text`",
-                            Some(&format!("messages[{i}].content[{j}].text")),
-                        ))
-                    }
-                    (other, _) => {
-                        return Err(TranslateError::bad_request(
-                            format!("content part type `{other}` is not allowed here"),
-                            Some(&format!("messages[{i}].content[{j}].type")),
-                        ))
-                    }
-                }
-            }
-            Ok(blocks)
-        }
-    }
+    Ok(super::text_only(content, i)?
+        .into_iter()
+        .filter(|(t, _)| !t.is_empty())
+        .map(|(t, part)| text_block(t, part))
+        .collect())
 }
 
 /// Content of a user message (or of a tool message): text and images.

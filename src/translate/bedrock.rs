@@ -184,39 +184,16 @@ fn text_only_blocks(
     content: Option<&oa::MessageContent>,
     i: usize,
 ) -> Result<Vec<br::ContentBlock>, TranslateError> {
-    match content {
-        None => Ok(Vec::new()),
-        Some(oa::MessageContent::Text(s)) if s.is_empty() => Ok(Vec::new()),
-        Some(oa::MessageContent::Text(s)) => Ok(vec![br::ContentBlock::text(s.clone())]),
-        Some(oa::MessageContent::Parts(parts)) => {
-            let mut blocks = Vec::new();
-            for (j, part) in parts.iter().enumerate() {
-                match (part.kind.as_str(), part.text.as_deref()) {
-                    ("text", Some(t)) => {
-                        if !t.is_empty() {
-                            blocks.push(br::ContentBlock::text(t));
-                        }
-                        if wants_cache_point(part) {
-                            blocks.push(br::ContentBlock::cache_point());
-                        }
-                    }
-                    ("text", None) => {
-                        return Err(TranslateError::bad_request(
-                            "text part without `text`",
-                            Some(&format!("messages[{i}].content[{j}].text")),
-                        ))
-                    }
-                    (other, _) => {
-                        return Err(TranslateError::bad_request(
-                            format!("content part type `{other}` is not allowed here"),
-                            Some(&format!("messages[{i}].content[{j}].type")),
-                        ))
-                    }
-                }
-            }
-            Ok(blocks)
+    let mut blocks = Vec::new();
+    for (t, part) in super::text_only(content, i)? {
+        if !t.is_empty() {
+            blocks.push(br::ContentBlock::text(t));
+        }
+        if part.is_some_and(wants_cache_point) {
+            blocks.push(br::ContentBlock::cache_point());
         }
     }
+    Ok(blocks)
 }
 
 /// Content of a user (or tool) message: text and images.

@@ -249,33 +249,11 @@ fn text_only_parts(
     content: Option<&oa::MessageContent>,
     i: usize,
 ) -> Result<Vec<gm::Part>, TranslateError> {
-    match content {
-        None => Ok(Vec::new()),
-        Some(oa::MessageContent::Text(s)) if s.is_empty() => Ok(Vec::new()),
-        Some(oa::MessageContent::Text(s)) => Ok(vec![gm::Part::text(s.as_str())]),
-        Some(oa::MessageContent::Parts(parts)) => {
-            let mut out = Vec::new();
-            for (j, part) in parts.iter().enumerate() {
-                match (part.kind.as_str(), part.text.as_deref()) {
-                    ("text", Some("")) => {}
-                    ("text", Some(t)) => out.push(gm::Part::text(t)),
-                    ("text", None) => {
-                        return Err(TranslateError::bad_request(
-                            "text part without `text`",
-                            Some(&format!("messages[{i}].content[{j}].text")),
-                        ))
-                    }
-                    (other, _) => {
-                        return Err(TranslateError::bad_request(
-                            format!("content part type `{other}` is not allowed here"),
-                            Some(&format!("messages[{i}].content[{j}].type")),
-                        ))
-                    }
-                }
-            }
-            Ok(out)
-        }
-    }
+    Ok(super::text_only(content, i)?
+        .into_iter()
+        .filter(|(t, _)| !t.is_empty())
+        .map(|(t, _)| gm::Part::text(t))
+        .collect())
 }
 
 /// Content of a user message: text, images, audio and files.

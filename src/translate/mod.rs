@@ -9,6 +9,38 @@ pub mod gemini;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+/// The texts of a message whose content may only hold text (system, developer and
+/// assistant messages), each with its part when it came from an array of parts (for
+/// `cache_control` and the like). Empty texts are included; callers drop what they do not
+/// need. A non-text part, or a text part without `text`, is a 400 naming the part.
+pub(crate) fn text_only(
+    content: Option<&crate::wire::openai::MessageContent>,
+    i: usize,
+) -> Result<Vec<(&str, Option<&crate::wire::openai::ContentPart>)>, TranslateError> {
+    use crate::wire::openai::MessageContent;
+    match content {
+        None => Ok(Vec::new()),
+        Some(MessageContent::Text(s)) => Ok(vec![(s.as_str(), None)]),
+        Some(MessageContent::Parts(parts)) => parts
+            .iter()
+            .enumerate()
+            .map(
+                |(j, part)| match (part.kind.as_str(), part.text.as_deref()) {
+                    ("text", Some(t)) => Ok((t, Some(part))),
+                    ("text", None) => Err(TranslateError::bad_request(
+                        "text part without `text`",
+                        Some(&format!("messages[{i}].content[{j}].text")),
+                    )),
+                    (other, _) => Err(TranslateError::bad_request(
+                        format!("content part type `{other}` is not allowed here"),
+                        Some(&format!("messages[{i}].content[{j}].type")),
+                    )),
+                },
+            )
+            .collect(),
+    }
+}
+
 /// A translation failure, ready to be returned to the client.
 ///
 /// `status` is 400 when the client's payload cannot be translated and 502 when the
