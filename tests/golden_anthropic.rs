@@ -12,52 +12,16 @@
 //! max_tokens_field?), `chat_response_to_messages` (model), `chat_stream_to_messages`
 //! (model, id_hint), `anthropic_error_to_openai` and `openai_error_to_anthropic` (status).
 
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod golden_support;
+use golden_support::*;
+use llm_gateway::translate::TranslateError;
+use llm_gateway::usage::Usage;
 
 use llm_gateway::sse::SseParser;
 use llm_gateway::translate::anthropic::{self as t, MaxTokensField};
-use llm_gateway::translate::TranslateError;
-use llm_gateway::usage::Usage;
 use serde_json::Value;
-
-fn read(dir: &Path, name: &str) -> Option<Vec<u8>> {
-    fs::read(dir.join(name)).ok()
-}
-
-fn json_file(dir: &Path, name: &str) -> Option<Value> {
-    read(dir, name).map(|b| {
-        serde_json::from_slice(&b).unwrap_or_else(|e| panic!("{}/{name}: {e}", dir.display()))
-    })
-}
-
-fn param_str(case: &Value, key: &str) -> String {
-    case.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("case.json needs string `{key}`"))
-        .to_string()
-}
-
-fn param_u64(case: &Value, key: &str) -> u64 {
-    case.get(key)
-        .and_then(Value::as_u64)
-        .unwrap_or_else(|| panic!("case.json needs number `{key}`"))
-}
-
-fn usage_json(u: &Usage) -> Value {
-    serde_json::json!({
-        "input": u.input, "output": u.output, "cached_input": u.cached_input,
-        "cache_creation_input": u.cache_creation_input, "reasoning": u.reasoning,
-        "estimated": u.estimated,
-    })
-}
-
-/// What an operation produced.
-enum Output {
-    Json(Vec<u8>, Option<Usage>),
-    Stream(Vec<u8>, Option<Usage>),
-    Error(TranslateError),
-}
 
 /// Feeds `input` to an SSE parser in chunks of `chunk` bytes, handing events to `f`.
 fn for_each_event(input: &[u8], chunk: usize, mut f: impl FnMut(&str, &str)) {
@@ -172,101 +136,7 @@ fn run(dir: &Path, case: &Value) -> Output {
     }
 }
 
-/// Checks one case; returns a description of each mismatch.
-fn check(dir: &Path) -> Vec<String> {
-    let name = dir.display().to_string();
-    let case = json_file(dir, "case.json").unwrap_or_else(|| panic!("{name}: no case.json"));
-    let mut failures = Vec::new();
-    let output = run(dir, &case);
-    let usage = match output {
-        Output::Error(e) => {
-            match json_file(dir, "expected_error.json") {
-                Some(exp) => {
-                    let got = serde_json::json!({"status": e.status, "param": e.param});
-                    let want = serde_json::json!({
-                        "status": exp.get("status").cloned().unwrap_or(Value::Null),
-                        "param": exp.get("param").cloned().unwrap_or(Value::Null),
-                    });
-                    if got != want {
-                        failures.push(format!("{name}: error {got} != expected {want} ({e})"));
-                    }
-                }
-                None => failures.push(format!("{name}: unexpected error: {e}")),
-            }
-            return failures;
-        }
-        Output::Json(bytes, usage) => {
-            let got: Value = match serde_json::from_slice(&bytes) {
-                Ok(v) => v,
-                Err(e) => {
-                    failures.push(format!("{name}: output is not JSON: {e}"));
-                    return failures;
-                }
-            };
-            match json_file(dir, "expected.json") {
-                Some(want) if want == got => {}
-                Some(want) => failures.push(format!(
-                    "{name}: JSON mismatch\n--- expected\n{}\n--- got\n{}",
-                    serde_json::to_string_pretty(&want).unwrap(),
-                    serde_json::to_string_pretty(&got).unwrap()
-                )),
-                None => failures.push(format!(
-                    "{name}: no expected.json; output was\n{}",
-                    serde_json::to_string_pretty(&got).unwrap()
-                )),
-            }
-            usage
-        }
-        Output::Stream(bytes, usage) => {
-            let got = String::from_utf8_lossy(&bytes).into_owned();
-            match read(dir, "expected.sse") {
-                Some(want) if want == bytes => {}
-                Some(want) => failures.push(format!(
-                    "{name}: stream mismatch\n--- expected\n{}\n--- got\n{got}",
-                    String::from_utf8_lossy(&want)
-                )),
-                None => failures.push(format!("{name}: no expected.sse; output was\n{got}")),
-            }
-            usage
-        }
-    };
-    if let Some(want) = json_file(dir, "expected_usage.json") {
-        let got = usage.as_ref().map(usage_json).unwrap_or(Value::Null);
-        if got != want {
-            failures.push(format!("{name}: usage {got} != expected {want}"));
-        }
-    }
-    if json_file(dir, "expected_error.json").is_some() {
-        failures.push(format!("{name}: expected an error, got output"));
-    }
-    failures
-}
-
-fn case_dirs() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/anthropic");
-    let mut dirs: Vec<PathBuf> = fs::read_dir(&root)
-        .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    dirs
-}
-
 #[test]
 fn golden_anthropic_cases() {
-    let dirs = case_dirs();
-    assert!(
-        dirs.len() >= 30,
-        "expected the golden cases, found {}",
-        dirs.len()
-    );
-    let failures: Vec<String> = dirs.iter().flat_map(|d| check(d)).collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} golden cases failed:\n\n{}",
-        failures.len(),
-        dirs.len(),
-        failures.join("\n\n")
-    );
+    golden_support::run_all("anthropic", 30, &run);
 }
