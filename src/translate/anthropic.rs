@@ -44,27 +44,7 @@ pub fn chat_request_to_messages(
     upstream_model: &str,
     default_max_tokens: u32,
 ) -> Result<Vec<u8>, TranslateError> {
-    let req: oa::ChatCompletionRequest = parse_json(body, 400, "chat completion request")?;
-
-    if let Some(n) = req.n {
-        if n > 1 {
-            return Err(TranslateError::bad_request(
-                "n > 1 is not supported for this model",
-                Some("n"),
-            ));
-        }
-    }
-    if let Some(rf) = &req.response_format {
-        if rf.kind != "text" {
-            return Err(TranslateError::bad_request(
-                format!(
-                    "response_format `{}` is not supported for this model",
-                    rf.kind
-                ),
-                Some("response_format"),
-            ));
-        }
-    }
+    let req = super::parse_single_text_chat(body)?;
 
     let mut system: Vec<an::ContentBlock> = Vec::new();
     let mut turns: Vec<(&'static str, Vec<an::ContentBlock>)> = Vec::new();

@@ -45,27 +45,7 @@ use crate::wire::openai as oa;
 ///   OpenAI-only parameters (`user`, penalties, `seed`, `parallel_tool_calls`,
 ///   `stream_options`, ...) are dropped.
 pub fn chat_request_to_converse(body: &[u8]) -> Result<(Vec<u8>, bool), TranslateError> {
-    let req: oa::ChatCompletionRequest = parse_json(body, 400, "chat completion request")?;
-
-    if let Some(n) = req.n {
-        if n > 1 {
-            return Err(TranslateError::bad_request(
-                "n > 1 is not supported for this model",
-                Some("n"),
-            ));
-        }
-    }
-    if let Some(rf) = &req.response_format {
-        if rf.kind != "text" {
-            return Err(TranslateError::bad_request(
-                format!(
-                    "response_format `{}` is not supported for this model",
-                    rf.kind
-                ),
-                Some("response_format"),
-            ));
-        }
-    }
+    let req = super::parse_single_text_chat(body)?;
 
     let mut system: Vec<br::ContentBlock> = Vec::new();
     let mut turns: Vec<(&'static str, Vec<br::ContentBlock>)> = Vec::new();

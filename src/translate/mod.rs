@@ -9,6 +9,31 @@ pub mod gemini;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+/// Parses an OpenAI chat request for a provider that has one choice and plain-text
+/// output only: `n > 1` and a `response_format` other than `text` are 400s.
+pub(crate) fn parse_single_text_chat(
+    body: &[u8],
+) -> Result<crate::wire::openai::ChatCompletionRequest, TranslateError> {
+    let req: crate::wire::openai::ChatCompletionRequest =
+        parse_json(body, 400, "chat completion request")?;
+    if req.n.is_some_and(|n| n > 1) {
+        return Err(TranslateError::bad_request(
+            "n > 1 is not supported for this model",
+            Some("n"),
+        ));
+    }
+    if let Some(rf) = req.response_format.as_ref().filter(|rf| rf.kind != "text") {
+        return Err(TranslateError::bad_request(
+            format!(
+                "response_format `{}` is not supported for this model",
+                rf.kind
+            ),
+            Some("response_format"),
+        ));
+    }
+    Ok(req)
+}
+
 /// The texts of a message whose content may only hold text (system, developer and
 /// assistant messages), each with its part when it came from an array of parts (for
 /// `cache_control` and the like). Empty texts are included; callers drop what they do not
