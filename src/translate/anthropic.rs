@@ -343,7 +343,7 @@ fn assistant_blocks(
     }
     for (j, call) in msg.tool_calls.iter().flatten().enumerate() {
         let param = format!("messages[{i}].tool_calls[{j}].function.arguments");
-        let input = parse_arguments(&call.function.arguments)
+        let input = super::parse_arguments(&call.function.arguments)
             .map_err(|m| TranslateError::bad_request(m, Some(&param)))?;
         blocks.push(an::ContentBlock {
             kind: "tool_use".to_string(),
@@ -356,26 +356,8 @@ fn assistant_blocks(
     Ok(blocks)
 }
 
-/// Tool-call arguments (a JSON-encoded object; empty means no arguments).
-fn parse_arguments(arguments: &str) -> Result<Value, String> {
-    if arguments.trim().is_empty() {
-        return Ok(Value::Object(Map::new()));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err("tool call arguments must be a JSON object".to_string()),
-        Err(e) => Err(format!("tool call arguments are not valid JSON: {e}")),
-    }
-}
-
 fn tool_result_block(msg: &oa::ChatMessage, i: usize) -> Result<an::ContentBlock, TranslateError> {
-    let id = msg.tool_call_id.as_deref().unwrap_or_default();
-    if id.is_empty() {
-        return Err(TranslateError::bad_request(
-            "tool message without `tool_call_id`",
-            Some(&format!("messages[{i}].tool_call_id")),
-        ));
-    }
+    let id = super::tool_call_id(msg, i)?;
     let content = match msg.content.as_ref() {
         None => None,
         Some(oa::MessageContent::Text(s)) => Some(an::ToolResultContent::Text(s.clone())),
@@ -1337,7 +1319,7 @@ pub fn chat_response_to_messages(
         content.push(an::ContentBlock::text(r));
     }
     for (j, call) in msg.tool_calls.iter().flatten().enumerate() {
-        let input = parse_arguments(&call.function.arguments).map_err(|m| {
+        let input = super::parse_arguments(&call.function.arguments).map_err(|m| {
             TranslateError::bad_upstream(format!("choices[0].message.tool_calls[{j}]: {m}"))
         })?;
         content.push(an::ContentBlock {

@@ -313,7 +313,7 @@ fn assistant_blocks(
     }
     for (j, call) in msg.tool_calls.iter().flatten().enumerate() {
         let param = format!("messages[{i}].tool_calls[{j}].function.arguments");
-        let input = parse_arguments(&call.function.arguments)
+        let input = super::parse_arguments(&call.function.arguments)
             .map_err(|m| TranslateError::bad_request(m, Some(&param)))?;
         blocks.push(br::ContentBlock {
             tool_use: Some(br::ToolUseBlock {
@@ -328,26 +328,8 @@ fn assistant_blocks(
     Ok(blocks)
 }
 
-/// Tool-call arguments (a JSON-encoded object; empty means no arguments).
-fn parse_arguments(arguments: &str) -> Result<Value, String> {
-    if arguments.trim().is_empty() {
-        return Ok(Value::Object(Map::new()));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err("tool call arguments must be a JSON object".to_string()),
-        Err(e) => Err(format!("tool call arguments are not valid JSON: {e}")),
-    }
-}
-
 fn tool_result_block(msg: &oa::ChatMessage, i: usize) -> Result<br::ContentBlock, TranslateError> {
-    let id = msg.tool_call_id.as_deref().unwrap_or_default();
-    if id.is_empty() {
-        return Err(TranslateError::bad_request(
-            "tool message without `tool_call_id`",
-            Some(&format!("messages[{i}].tool_call_id")),
-        ));
-    }
+    let id = super::tool_call_id(msg, i)?;
     let content = content_blocks(msg.content.as_ref(), i)?
         .into_iter()
         .filter_map(|b| match (b.text, b.image) {

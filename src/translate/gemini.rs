@@ -449,7 +449,7 @@ fn assistant_parts(msg: &oa::ChatMessage, i: usize) -> Result<Vec<gm::Part>, Tra
                 Some(&format!("{param}.function.name")),
             ));
         }
-        let args = parse_arguments(&call.function.arguments).map_err(|m| {
+        let args = super::parse_arguments(&call.function.arguments).map_err(|m| {
             TranslateError::bad_request(m, Some(&format!("{param}.function.arguments")))
         })?;
         let signature = call
@@ -473,18 +473,6 @@ fn assistant_parts(msg: &oa::ChatMessage, i: usize) -> Result<Vec<gm::Part>, Tra
         });
     }
     Ok(out)
-}
-
-/// Tool-call arguments (a JSON-encoded object; empty means no arguments).
-fn parse_arguments(arguments: &str) -> Result<Value, String> {
-    if arguments.trim().is_empty() {
-        return Ok(Value::Object(Map::new()));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err("tool call arguments must be a JSON object".to_string()),
-        Err(e) => Err(format!("tool call arguments are not valid JSON: {e}")),
-    }
 }
 
 /// The function name of the tool call that message `i` (a `tool` message) answers:

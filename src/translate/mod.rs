@@ -34,6 +34,33 @@ pub(crate) fn parse_single_text_chat(
     Ok(req)
 }
 
+/// Tool-call arguments (a JSON-encoded object; empty means no arguments).
+pub(crate) fn parse_arguments(arguments: &str) -> Result<serde_json::Value, String> {
+    use serde_json::Value;
+    if arguments.trim().is_empty() {
+        return Ok(Value::Object(serde_json::Map::new()));
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err("tool call arguments must be a JSON object".to_string()),
+        Err(e) => Err(format!("tool call arguments are not valid JSON: {e}")),
+    }
+}
+
+/// The `tool_call_id` of message `i` (a `tool` message); a 400 naming it when absent.
+pub(crate) fn tool_call_id(
+    msg: &crate::wire::openai::ChatMessage,
+    i: usize,
+) -> Result<&str, TranslateError> {
+    match msg.tool_call_id.as_deref() {
+        Some(id) if !id.is_empty() => Ok(id),
+        _ => Err(TranslateError::bad_request(
+            "tool message without `tool_call_id`",
+            Some(&format!("messages[{i}].tool_call_id")),
+        )),
+    }
+}
+
 /// The texts of a message whose content may only hold text (system, developer and
 /// assistant messages), each with its part when it came from an array of parts (for
 /// `cache_control` and the like). Empty texts are included; callers drop what they do not
