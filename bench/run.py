@@ -244,6 +244,9 @@ def _strip_for_bench(cfg: dict, admin: int, port: int, upstream: int, chunked: i
     listener["address"]["socket_address"]["port_value"] = port
     hcm = listener["filter_chains"][0]["filters"][0]["typed_config"]
     hcm.pop("access_log", None)  # same for both Envoys: no access log
+    for vh in hcm.get("route_config", {}).get("virtual_hosts", []):
+        # Routes to the demo provider's cluster go with the demo listener.
+        vh["routes"] = [r for r in vh["routes"] if r.get("route", {}).get("cluster") != "demo"]
     cfg["static_resources"]["clusters"] = [harness.static_cluster("bench", upstream),
                                            harness.static_cluster("chunked", chunked)]
     return hcm

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::gateway::{Flow, RequestFlow, Worker};
+use crate::headers::{Change, HeaderSnapshot};
 use crate::host::{BodyHost, Host, MetricKind, SharedStore};
 use crate::quota::local::CasMismatch;
 use crate::quota::rls;
@@ -10,7 +11,7 @@ use log::{error, info, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -55,10 +56,10 @@ impl Context for Root {
         let Some(index) = self.token_calls.remove(&token_id) else {
             return;
         };
-        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+        let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
             .ok()
             .flatten()
-            .and_then(|s| s.parse::<u32>().ok())
+            .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u32>().ok())
             .unwrap_or(0);
         let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
             .ok()
@@ -269,21 +270,45 @@ impl HttpContext for Filter {
 struct EnvoyHost {
     request_body_size: usize,
     response_body_size: usize,
+    /// The request headers, read with one host call on first use and kept in step with
+    /// this filter's writes (nothing else changes them while the filter holds the request).
+    request_headers: OnceCell<HeaderSnapshot>,
+}
+
+fn load_request_headers() -> HeaderSnapshot {
+    HeaderSnapshot::new(hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default())
+}
+
+impl EnvoyHost {
+    /// Applies `edit` to the local copy; `Change::Write` means the host must be told.
+    fn edit_request_headers(&mut self, edit: impl FnOnce(&mut HeaderSnapshot) -> Change) -> bool {
+        let mut headers = self
+            .request_headers
+            .take()
+            .unwrap_or_else(load_request_headers);
+        let change = edit(&mut headers);
+        let _ = self.request_headers.set(headers);
+        change == Change::Write
+    }
 }
 
 impl Host for EnvoyHost {
     fn request_header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
-            .ok()
-            .flatten()
+        self.request_headers
+            .get_or_init(load_request_headers)
+            .get(name)
     }
 
     fn set_request_header(&mut self, name: &str, value: &str) {
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+        if self.edit_request_headers(|h| h.set(name, value)) {
+            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value));
+        }
     }
 
     fn remove_request_header(&mut self, name: &str) {
-        let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+        if self.edit_request_headers(|h| h.remove(name)) {
+            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None);
+        }
     }
 
     fn replace_request_body(&mut self, body: &[u8]) {
@@ -377,9 +402,11 @@ impl BodyHost for EnvoyHost {
     }
 
     fn response_header(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value(MapType::HttpResponseHeaders, name)
+        // Bytes, not `get_map_value`: that one panics on a value that is not UTF-8.
+        hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name)
             .ok()
             .flatten()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
     }
 
     fn set_response_header(&mut self, name: &str, value: &str) {

@@ -314,7 +314,10 @@ impl RequestFlow {
         if info.stream {
             host.set_request_header(STREAM_HEADER, "true");
         }
-        let client_version = host.request_header("anthropic-version");
+        let keep_version = (client_api == Api::Anthropic)
+            .then(|| host.request_header("anthropic-version"))
+            .flatten();
+        let auth = dialect::auth_headers(provider, keep_version);
         set_upstream_headers(
             host,
             &config,
@@ -322,16 +325,14 @@ impl RequestFlow {
             upstream_endpoint,
             model,
             info.stream,
+            &auth,
         );
         if upstream_api != Api::Anthropic {
             host.remove_request_header("anthropic-version");
             host.remove_request_header("anthropic-beta");
         }
-        let keep_version = (client_api == Api::Anthropic)
-            .then_some(client_version)
-            .flatten();
-        for (name, value) in dialect::auth_headers(provider, keep_version) {
-            host.set_request_header(name, &value);
+        for (name, value) in &auth {
+            host.set_request_header(name, value);
         }
         if let (ProviderType::Bedrock, Some(aws)) = (provider.kind, &provider.aws) {
             // SigV4 over the final request: the translated body, the path and host
@@ -569,8 +570,16 @@ impl RequestFlow {
             drop_injected_usage: self.injected_usage,
             client_include_usage: self.client_include_usage,
             model_for_client: &route.upstream_model,
-            error_type: host.response_header("x-amzn-errortype"),
-            created_unix: host.now_ns() / 1_000_000_000,
+            // Only Bedrock names its errors in a header.
+            error_type: (route.upstream == Api::Bedrock)
+                .then(|| host.response_header("x-amzn-errortype"))
+                .flatten(),
+            // A clock read is a host call: only translated answers need `created`.
+            created_unix: if Api::of_client(route.endpoint) == route.upstream {
+                0
+            } else {
+                host.now_ns() / 1_000_000_000
+            },
             max_json: self.config.max_response_bytes,
         };
         self.tap = ResponseTap::new(&plan);
@@ -911,6 +920,7 @@ fn set_upstream_headers(
     endpoint: Endpoint,
     upstream_model: &str,
     stream: bool,
+    auth: &[(&str, String)],
 ) {
     host.set_request_header(&config.cluster_header, &provider.cluster);
     host.set_request_header(&config.provider_header, &provider.name);
@@ -921,8 +931,14 @@ fn set_upstream_headers(
     let query = path.find('?').and_then(|i| path.get(i..)).unwrap_or("");
     let new_path = dialect::upstream_path(provider, endpoint, upstream_model, query, stream);
     host.set_request_header(":path", &new_path);
+    // Vertex AI and Bedrock requests get their `authorization` later in the flow.
+    let sets_authorization = matches!(provider.kind, ProviderType::Vertex | ProviderType::Bedrock);
     for h in CLIENT_CREDENTIAL_HEADERS {
-        host.remove_request_header(h);
+        let replaced =
+            auth.iter().any(|(name, _)| name == h) || (*h == "authorization" && sets_authorization);
+        if !replaced {
+            host.remove_request_header(h);
+        }
     }
     // Usage is read from the response body, so it must not come back compressed.
     host.remove_request_header("accept-encoding");

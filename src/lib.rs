@@ -21,6 +21,7 @@ pub mod errors;
 pub mod estimate;
 pub mod eventstream;
 pub mod gateway;
+pub mod headers;
 pub mod host;
 pub mod metrics;
 pub mod models_list;

@@ -157,6 +157,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn usage_is_found_only_as_a_top_level_member() {
+        let u = |b: &str| from_openai_json(b.as_bytes());
+        let inner = r#"{"choices":[{"message":{"content":"\"usage\":{\"prompt_tokens\":9}","usage":{"prompt_tokens":8}}}],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
+        assert_eq!(u(inner).map(|x| (x.input, x.output)), Some((3, 4)));
+        assert_eq!(
+            u(r#"{"\u0075sage":{"prompt_tokens":5,"completion_tokens":1}}"#).map(|x| x.input),
+            Some(5)
+        );
+        assert_eq!(u(r#"{"usage":null}"#), None);
+        assert_eq!(
+            u(r#"{"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":2}}"#),
+            None
+        );
+        assert_eq!(u(r#"{"usage":{"prompt_tokens":1}"#), None, "truncated body");
+    }
+
+    #[test]
     fn chat_completion_usage_with_details() {
         let body = br#"{"id":"x","choices":[{"message":{"content":"hi"}}],
             "usage":{"prompt_tokens":12,"completion_tokens":30,"total_tokens":42,

@@ -83,6 +83,34 @@ def test_query_string_and_other_endpoints(gw, mock):
     assert [r.path for r in mock.requests] == ["/v1/embeddings?trace=1", "/v1/completions", "/v1/responses"]
 
 
+def test_header_values_that_are_not_utf8_do_not_break_the_filter(gw, mock):
+    """Header values may carry any byte (HTTP obs-text). The filter reads them without
+    failing (a panic would take down every request on the worker): the request is routed
+    with the bytes intact, and an upstream answer with such a header is relayed."""
+    import socket
+
+    mock.handler = lambda req: Reply(200, chat_completion("gpt-4o-mini", 3, 2),
+                                     {"content-type": "application/json; x=caf\xe9", "x-upstream": "\xff"})
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    raw = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\n"
+           b"x-note: caf\xe9\r\nanthropic-version: \xff\xfe\r\nauthorization: Bearer \xe9\r\n"
+           + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body)
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+        s.sendall(raw)
+        answer = b""
+        while chunk := s.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert b"x-upstream: \xff" in answer
+    rec = only(mock)
+    assert rec.headers["x-note"].encode("latin-1") == b"caf\xe9"
+    assert rec.headers["authorization"] == f"Bearer {KEY_A}"
+    assert "anthropic-version" not in rec.headers
+    # The worker's VM is alive: the next request is served and counted.
+    status, _, _ = gw.chat("gpt-4o-mini")
+    assert status == 200 and len(mock.requests) == 2
+
+
 def test_large_body_model_rewrite_is_byte_exact(gw, mock2):
     filler = "x" * (1024 * 1024)
     raw = ('{"messages":[{"role":"user","content":"' + filler + '"}],"model":"fast","temperature":0.5}').encode()
