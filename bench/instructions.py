@@ -1,0 +1,157 @@
+"""Instructions per request of whole Envoy processes, counted by callgrind: a measure of
+what the filter costs that does not depend on the machine's load (the CPU-time figures
+of `make bench` move by ±15 % on a shared 2-core machine; these move by < 0.2 %).
+
+For each variant it starts the Envoy binary under `valgrind --tool=callgrind` with
+instrumentation off, turns it on, sends warm-up requests, zeroes the counters, sends N
+requests one at a time (a 4 KB chat request, SDK-like headers) and divides the collected
+instruction count by N. Variants: plain Envoy, Envoy + the no-op Wasm filter, Envoy +
+llm-gateway (as `make bench` configures them), optionally another llm_gateway.wasm
+(`--compare`), and the host-call probes of `bench/probe.py` (`--probes`). The upstream is
+`make bench`'s direct_response Envoy, run natively.
+
+    .venv/bin/python bench/instructions.py [--requests 200] [--compare OLD.wasm] [--probes]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import probe  # noqa: E402
+import run  # noqa: E402
+
+ENVOY_BIN = Path(run.harness.ENVOY).resolve()
+HEADERS = ["content-type: application/json", "authorization: Bearer sk-client",
+           "user-agent: OpenAI/Python 3.54.0", "x-stainless-lang: python", "x-stainless-os: Linux",
+           "x-stainless-arch: x64", "x-stainless-runtime: CPython"]
+
+
+def real_envoy() -> str:
+    """`.venv/bin/envoy` is a Python launcher; valgrind must run the binary it starts."""
+    text = ENVOY_BIN.read_text(errors="replace")[:200] if ENVOY_BIN.stat().st_size < 10000 else ""
+    if text.startswith("#!"):
+        found = list(ENVOY_BIN.parent.parent.glob("lib/python*/site-packages/envoy/_bin/envoy"))
+        if found:
+            return str(found[0])
+    return str(ENVOY_BIN)
+
+
+def post(port: int, body: Path, n: int):
+    for _ in range(n):
+        status, _, _ = run.harness.request("POST", port, "/v1/chat/completions", body.read_bytes(),
+                                           dict(h.split(": ", 1) for h in HEADERS))
+        if status != 200:
+            raise RuntimeError(f"status {status}")
+
+
+def count(name: str, cfg: dict, body: Path, workdir: Path, n: int) -> dict:
+    admin, port = run.free_port(), run.free_port()
+    cfg["admin"]["address"]["socket_address"]["port_value"] = admin
+    cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = port
+    path = workdir / f"{name}.json"
+    path.write_text(run.json.dumps(cfg))
+    out = workdir / f"{name}.callgrind"
+    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--smc-check=all-non-file", "--instr-atstart=no",
+                             f"--callgrind-out-file={out}", real_envoy(), "-c", str(path), "--concurrency", "1",
+                             "--disable-hot-restart", "-l", "warning"],
+                            stdout=open(workdir / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
+    try:
+        if not run.wait_http(admin, "/ready", 600, proc):
+            raise RuntimeError(f"{name} did not start: {(workdir / f'{name}.log').read_text()[-500:]}")
+        ctl = lambda *a: subprocess.run(["callgrind_control", *a, str(proc.pid)], capture_output=True, timeout=60)
+        ctl("-i", "on")
+        post(port, body, 30)
+        ctl("-z")
+        post(port, body, n)
+        ctl("-d")
+        time.sleep(2)
+        total, groups = 0, collections.Counter()
+        for part in workdir.glob(f"{name}.callgrind.*"):
+            ann = subprocess.run(["callgrind_annotate", "--threshold=100", str(part)], capture_output=True,
+                                 text=True).stdout
+            for line in ann.splitlines():
+                m = re.match(r"\s*([\d,]+) \([^)]*\)\s+(.*)", line)
+                if not m:
+                    continue
+                ir, where = int(m.group(1).replace(",", "")), m.group(2)
+                if "PROGRAM TOTALS" in where:
+                    total += ir
+                    continue
+                addr = re.search(r"\?\?\?:0x([0-9a-f]{16}) \[\?\?\?\]", where)
+                if addr and int(addr.group(1), 16) > 0x1_0000_0000:
+                    groups["Wasm code (V8 JIT)"] += ir
+                elif addr:
+                    groups["V8 runtime stubs"] += ir
+                elif "envoy" in where:
+                    groups["Envoy (incl. V8)"] += ir
+                else:
+                    groups["libc and other"] += ir
+        return {"per_request": total / n, "groups": {k: v / n for k, v in groups.items()}}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--compare", default="", help="another llm_gateway.wasm to count alongside")
+    ap.add_argument("--probes", action="store_true", help="also count the host-call probes")
+    a = ap.parse_args()
+    if not shutil.which("valgrind"):
+        sys.exit("valgrind is needed: apt-get install -y valgrind")
+    workdir = Path(tempfile.mkdtemp(prefix="llmgw-instr-"))
+    body = workdir / "body.json"
+    body.write_bytes(run.chat_body(4096, "m", False))
+    up_port, up_admin = run.free_port(), run.free_port()
+    upstream = run.start_envoy("upstream", run.upstream_envoy_config(up_port, up_admin), up_port, up_admin,
+                               workdir, None)
+    variants = {"plain Envoy": run.plain_config(0, 0, up_port, up_port)}
+    if not run.ensure_noop():
+        variants["Envoy + no-op Wasm filter"] = run.noop_config(0, 0, up_port, up_port)
+    variants["Envoy + llm-gateway"] = run.gateway_config(0, 0, up_port, up_port)
+    if a.compare:
+        cfg = run.gateway_config(0, 0, up_port, up_port)
+        run.harness._wasm_filter(cfg)["vm_config"]["code"]["local"]["filename"] = str(Path(a.compare).resolve())
+        variants[f"Envoy + {Path(a.compare).name}"] = cfg
+    if a.probes:
+        subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip1", "--manifest-path",
+                        str(HERE / "probe-filter" / "Cargo.toml"), "--target-dir",
+                        str(run.ROOT / "target" / "probe-filter")], capture_output=True)
+        for name, (conf, _) in probe.VARIANTS.items():
+            variants[f"probe: {name}"] = probe.probe_config(0, 0, up_port, up_port, conf)
+    results = {}
+    try:
+        for i, (name, cfg) in enumerate(variants.items()):
+            results[name] = count(f"v{i}", cfg, body, workdir, a.requests)
+            run.log(f"{name}: {results[name]['per_request']:,.0f} instructions/request")
+    finally:
+        upstream.stop()
+    base = results["plain Envoy"]["per_request"]
+    print("| variant | instructions/request | × plain Envoy | Wasm code | V8 stubs | Envoy | libc |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name, r in results.items():
+        g = r["groups"]
+        print(f"| {name} | {r['per_request']:,.0f} | {r['per_request'] / base:.2f}× | "
+              f"{g.get('Wasm code (V8 JIT)', 0):,.0f} | {g.get('V8 runtime stubs', 0):,.0f} | "
+              f"{g.get('Envoy (incl. V8)', 0):,.0f} | {g.get('libc and other', 0):,.0f} |")
+    if a.probes:
+        none = results["probe: none"]["per_request"]
+        print("\n| host call | instructions per call |\n| --- | ---: |")
+        for name, (_, n) in probe.VARIANTS.items():
+            if name != "none":
+                print(f"| {name} | {(results[f'probe: {name}']['per_request'] - none) / n:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()
