@@ -90,6 +90,10 @@ struct UsageOnly {
 /// embedding list, response, or a streamed chunk). `None` when the body is not JSON or
 /// carries no usage.
 pub fn from_openai_json(body: &[u8]) -> Option<Usage> {
+    // serde would map a JSON array onto the struct's fields: only objects carry usage.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return None;
+    }
     let parsed: UsageOnly = serde_json::from_slice(body).ok()?;
     parsed.usage.map(|u| u.to_usage())
 }
@@ -171,6 +175,11 @@ mod tests {
             None
         );
         assert_eq!(u(r#"{"usage":{"prompt_tokens":1}"#), None, "truncated body");
+        assert_eq!(
+            u(r#" [{"usage":{"prompt_tokens":1}}]"#),
+            None,
+            "not an object"
+        );
     }
 
     #[test]

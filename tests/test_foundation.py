@@ -111,6 +111,22 @@ def test_header_values_that_are_not_utf8_do_not_break_the_filter(gw, mock):
     assert status == 200 and len(mock.requests) == 2
 
 
+def test_answer_that_is_not_a_json_object_records_no_usage(gw, mock):
+    """A 200 answer whose body is a JSON array is relayed untouched, and no usage is
+    invented from it (no token counts in metrics or the access log)."""
+    answer = b'[{"usage":{"prompt_tokens":7,"completion_tokens":5}}]'
+    mock.handler = lambda req: Reply(200, answer, {"content-type": "application/json"})
+    status, _, body = gw.chat("gpt-4o-mini")
+    assert status == 200 and body == answer
+    assert gw.wait_metric("llm_gateway_requests_total", 1, provider="alpha", model="gpt-4o-mini",
+                          status_class="2xx") == 1
+    assert gw.metric("llm_gateway_tokens_total", provider="alpha") == 0
+    deadline = time.time() + 5
+    while not gw.access_log_lines() and time.time() < deadline:
+        time.sleep(0.1)
+    assert "provider=alpha model=gpt-4o-mini input_tokens=- output_tokens=-" in gw.access_log_lines()[0]
+
+
 def test_large_body_model_rewrite_is_byte_exact(gw, mock2):
     filler = "x" * (1024 * 1024)
     raw = ('{"messages":[{"role":"user","content":"' + filler + '"}],"model":"fast","temperature":0.5}').encode()
