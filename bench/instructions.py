@@ -4,13 +4,14 @@ of `make bench` move by ±15 % on a shared 2-core machine; these move by < 0.2 %
 
 For each variant it starts the Envoy binary under `valgrind --tool=callgrind` with
 instrumentation off, turns it on, sends warm-up requests, zeroes the counters, sends N
-requests one at a time (a 4 KB chat request, SDK-like headers) and divides the collected
+requests one at a time (a 4 KB chat request unless --body-kb says otherwise, SDK-like headers) and divides the collected
 instruction count by N. Variants: plain Envoy, Envoy + the no-op Wasm filter, Envoy +
 llm-gateway (as `make bench` configures them), optionally another llm_gateway.wasm
 (`--compare`), and the host-call probes of `bench/probe.py` (`--probes`). The upstream is
 `make bench`'s direct_response Envoy, run natively.
 
     .venv/bin/python bench/instructions.py [--requests 200] [--compare OLD.wasm] [--probes]
+                                           [--body-kb 4] [--stream]
 """
 from __future__ import annotations
 
@@ -107,12 +108,14 @@ def main():
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--compare", default="", help="another llm_gateway.wasm to count alongside")
     ap.add_argument("--probes", action="store_true", help="also count the host-call probes")
+    ap.add_argument("--body-kb", type=int, default=4, help="request body size in KiB (default 4)")
+    ap.add_argument("--stream", action="store_true", help="streaming requests (\"stream\": true)")
     a = ap.parse_args()
     if not shutil.which("valgrind"):
         sys.exit("valgrind is needed: apt-get install -y valgrind")
     workdir = Path(tempfile.mkdtemp(prefix="llmgw-instr-"))
     body = workdir / "body.json"
-    body.write_bytes(run.chat_body(4096, "m", False))
+    body.write_bytes(run.chat_body(a.body_kb * 1024, "m", a.stream))
     up_port, up_admin = run.free_port(), run.free_port()
     upstream = run.start_envoy("upstream", run.upstream_envoy_config(up_port, up_admin), up_port, up_admin,
                                workdir, None)

@@ -446,16 +446,22 @@ criterion_group!(
 /// `HOT_PATHS_DRIVER=<case>:<iterations>` runs one case a fixed number of times instead of
 /// the criterion benchmarks: a deterministic native driver for `valgrind --tool=callgrind`
 /// (instruction counts do not depend on the machine's load, timings here do). Cases:
-/// `flow4k` (a 4 KB non-streaming request and its JSON response) and `stream1k` (a 1 KB
-/// streaming request and a 24-chunk answer). Instructions per iteration =
+/// `flow<N>k` (an N KiB non-streaming request and its JSON response, e.g. `flow4k`) and
+/// `stream<N>k` (an N KiB streaming request and a 24-chunk answer, e.g. `stream1k`).
+/// Instructions per iteration =
 /// (Ir at 2N − Ir at N) / N.
 fn driver(spec: &str) {
     let (case, n) = spec.split_once(':').unwrap_or((spec, "1000"));
     let n: usize = n.parse().expect("iterations");
     let cfg = Rc::new(config());
     let metrics = Rc::new(RefCell::new(Worker::default()));
-    let stream = case == "stream1k";
-    let body = Rc::new(chat_body(if stream { 1024 } else { 4096 }, stream));
+    let stream = case.starts_with("stream");
+    let kib: usize = case
+        .trim_start_matches(|c: char| c.is_ascii_alphabetic())
+        .trim_end_matches('k')
+        .parse()
+        .expect("case: flow<N>k or stream<N>k");
+    let body = Rc::new(chat_body(kib * 1024, stream));
     let chunks: Vec<Rc<Vec<u8>>> = if stream {
         openai_events().into_iter().map(Rc::new).collect()
     } else {

@@ -136,6 +136,34 @@ impl Default for TokenEstimator {
     }
 }
 
+/// The index of the first byte at or after `start` that is not a lowercase ASCII letter
+/// (or `bytes.len()`). Eight bytes per step: words are short, so most runs end in the
+/// first or second word of eight.
+fn lowercase_run_end(bytes: &[u8], mut start: usize) -> usize {
+    const ONES: u64 = u64::MAX / 255;
+    const HIGH: u64 = ONES << 7;
+    while let Some(chunk) = bytes.get(start..start + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Per byte, with the top bit cleared first so no addition carries into the next
+        // byte: the top bit of `low` is set from b'a' up, that of `high` from b'{' up.
+        let y = x & !HIGH;
+        let low = y + ONES * (0x80 - u64::from(b'a'));
+        let high = y + ONES * (0x80 - u64::from(b'z' + 1));
+        let lower = low & !high & !x & HIGH;
+        let other = !lower & HIGH;
+        if other != 0 {
+            return start + (other.trailing_zeros() / 8) as usize;
+        }
+        start += 8;
+    }
+    while bytes.get(start).is_some_and(u8::is_ascii_lowercase) {
+        start += 1;
+    }
+    start
+}
+
 fn is_cjk(c: char) -> bool {
     matches!(c as u32,
         0x1100..=0x11FF      // Hangul Jamo
@@ -164,43 +192,83 @@ impl TokenEstimator {
     pub fn push(&mut self, text: &str) {
         let bytes = text.as_bytes();
         let mut i = 0;
-        while let Some(rest) = bytes.get(i..).filter(|r| !r.is_empty()) {
-            // Fast path (most of any prose or code): lowercase ASCII letters that extend
-            // the current word cost one unit each and change nothing else, so a whole
-            // run of them is added at once instead of char by char.
+        while let Some(&b) = bytes.get(i) {
             if let Run::Letters { units, last_lower } = &mut self.run {
-                let n = rest.iter().take_while(|b| b.is_ascii_lowercase()).count();
-                if n > 0 {
-                    *units = units.saturating_add(n as u64);
-                    *last_lower = true;
-                    self.chars = self.chars.saturating_add(n as u64);
-                    i += n;
-                    continue;
-                }
-                // "word word": one space then a lowercase letter closes the word and
-                // starts the next (the space merges into it and costs nothing), exactly
-                // as `push_char(' ')` then `push_char(letter)` would.
-                if let [b' ', next, ..] = rest {
-                    if next.is_ascii_lowercase() {
-                        self.close(Run::Letters {
-                            units: 0,
-                            last_lower: true,
-                        });
-                        self.chars = self.chars.saturating_add(1);
-                        i += 1;
+                // Fast path (most of any prose or code): lowercase ASCII letters that
+                // extend the current word cost one unit each and change nothing else,
+                // and "word word" (one space, then a lowercase letter) closes the word
+                // and starts the next, the space merging into it and costing nothing —
+                // exactly as `push_char` would do it char by char, but with the run kept
+                // in registers across whole words.
+                if b.is_ascii_lowercase() || b == b' ' {
+                    let (mut run_units, mut closed, mut chars) = (*units, self.closed, self.chars);
+                    let mut at = i;
+                    let mut lower = *last_lower;
+                    loop {
+                        let end = lowercase_run_end(bytes, at);
+                        let n = (end - at) as u64;
+                        run_units = run_units.saturating_add(n);
+                        chars = chars.saturating_add(n);
+                        lower |= n > 0;
+                        at = end;
+                        let next_is_word = bytes.get(at) == Some(&b' ')
+                            && bytes.get(at + 1).is_some_and(u8::is_ascii_lowercase);
+                        if !next_is_word {
+                            break;
+                        }
+                        closed = closed.saturating_add(run_units.div_ceil(LETTERS_PER_TOKEN));
+                        run_units = 0;
+                        chars = chars.saturating_add(1);
+                        at += 1;
+                    }
+                    if at > i {
+                        *units = run_units;
+                        *last_lower = lower;
+                        self.closed = closed;
+                        self.chars = chars;
+                        i = at;
                         continue;
                     }
                 }
             }
-            let c = match rest.first() {
-                Some(&b) if b.is_ascii() => char::from(b),
-                _ => match text.get(i..).and_then(|s| s.chars().next()) {
-                    Some(c) => c,
-                    None => break, // unreachable: `i` is always on a char boundary
-                },
-            };
-            self.push_char(c);
-            i += c.len_utf8();
+            if b.is_ascii() {
+                self.push_ascii(b);
+                i += 1;
+                continue;
+            }
+            match text.get(i..).and_then(|s| s.chars().next()) {
+                Some(c) => {
+                    self.push_char(c);
+                    i += c.len_utf8();
+                }
+                None => break, // unreachable: `i` is always on a char boundary
+            }
+        }
+    }
+
+    /// `push_char` for an ASCII character, without the Unicode property lookups.
+    #[inline]
+    fn push_ascii(&mut self, b: u8) {
+        if b.is_ascii_alphabetic() {
+            self.chars = self.chars.saturating_add(1);
+            let lower = b.is_ascii_lowercase();
+            match &mut self.run {
+                Run::Letters { units, last_lower } if lower || !*last_lower => {
+                    *units = units.saturating_add(1);
+                    *last_lower = lower;
+                    return;
+                }
+                Run::Punct { n, nl: false } => *n = n.saturating_sub(1),
+                _ => {}
+            }
+            self.close(Run::Letters {
+                units: 1,
+                last_lower: lower,
+            });
+        } else {
+            // Digits, apostrophes, whitespace and punctuation: `push_char` has no
+            // Unicode lookups on those paths.
+            self.push_char(char::from(b));
         }
     }
 
@@ -811,6 +879,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn lowercase_runs_are_found_eight_bytes_at_a_time(
+            bytes in prop::collection::vec(prop_oneof![b'a'..=b'z', any::<u8>()], 0..40),
+            start in 0usize..40,
+        ) {
+            let start = start.min(bytes.len());
+            let want = start + bytes[start..].iter().take_while(|b| b.is_ascii_lowercase()).count();
+            prop_assert_eq!(lowercase_run_end(&bytes, start), want);
+        }
+
         #[test]
         fn fast_paths_equal_char_by_char(
             s in "(\\PC|[a-z ]{1,12}|[A-Z][a-z]+ |'[a-z]+|[0-9 .,\n]{1,4}){0,40}"
