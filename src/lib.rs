@@ -23,6 +23,7 @@ pub mod eventstream;
 pub mod gateway;
 pub mod headers;
 pub mod host;
+pub mod json_scan;
 pub mod metrics;
 pub mod models_list;
 pub mod quota;

@@ -1,14 +1,14 @@
 //! Reading and rewriting client request bodies without building a JSON tree.
 //!
-//! The body is validated in one pass by serde (unknown members are skipped with
-//! `IgnoredAny`, which still checks their syntax); only the members the gateway needs are
-//! read, and `model` is borrowed as a raw slice so its byte span is known. Rewriting the
+//! The body is validated in one pass by `json_scan` (which checks the syntax of every
+//! member and skips long strings sixteen bytes at a time); only the members the gateway
+//! needs are parsed, by serde, and the byte span of `model` is known. Rewriting the
 //! model splices the new string into that span, so a 1 MB body costs one copy and no
 //! re-serialisation — and no copy at all when the upstream name equals the requested one.
 
 use crate::errors::GatewayError;
+use crate::json_scan;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::ops::Range;
 
 /// The API a request path belongs to.
@@ -66,27 +66,6 @@ impl Endpoint {
 }
 
 #[derive(Deserialize)]
-struct View<'a> {
-    #[serde(borrow, default)]
-    model: Option<&'a RawValue>,
-    #[serde(default)]
-    stream: Option<bool>,
-    #[serde(default)]
-    max_tokens: Option<u64>,
-    #[serde(default)]
-    max_completion_tokens: Option<u64>,
-    #[serde(default)]
-    max_output_tokens: Option<u64>,
-    // Present-but-null must still be located, so null is not folded into `None`.
-    #[serde(borrow, default, deserialize_with = "present")]
-    stream_options: Option<&'a RawValue>,
-}
-
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
-    <&RawValue>::deserialize(d).map(Some)
-}
-
-#[derive(Deserialize)]
 struct StreamOptionsView {
     #[serde(default)]
     include_usage: Option<bool>,
@@ -109,70 +88,134 @@ pub struct RequestInfo {
     pub insert_at: usize,
 }
 
+/// Byte spans of the top-level members the gateway reads.
+#[derive(Default)]
+struct Members {
+    model: Option<Range<usize>>,
+    stream: Option<Range<usize>>,
+    max_tokens: Option<Range<usize>>,
+    max_completion_tokens: Option<Range<usize>>,
+    max_output_tokens: Option<Range<usize>>,
+    stream_options: Option<Range<usize>>,
+}
+
 /// Parses a request body. Errors are client errors (400) in OpenAI format.
+///
+/// The whole body is validated by `json_scan` (fast on the long strings that make up
+/// most of a prompt); only the few members the gateway reads are parsed by serde.
 pub fn inspect(body: &[u8]) -> Result<RequestInfo, GatewayError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first != Some(&b'{') {
         return Err(GatewayError::invalid_json("the body must be a JSON object"));
     }
-    let view: View = serde_json::from_slice(body).map_err(|e| json_error(&e))?;
-    let raw = view.model.ok_or_else(GatewayError::missing_model)?;
-    let model: String = match serde_json::from_str::<String>(raw.get()) {
-        Ok(m) if !m.is_empty() => m,
+    let mut m = Members::default();
+    let walk = json_scan::object_members(body, |member| {
+        let (slot, name) = match member.key.as_ref() {
+            "model" => (&mut m.model, "model"),
+            "stream" => (&mut m.stream, "stream"),
+            "max_tokens" => (&mut m.max_tokens, "max_tokens"),
+            "max_completion_tokens" => (&mut m.max_completion_tokens, "max_completion_tokens"),
+            "max_output_tokens" => (&mut m.max_output_tokens, "max_output_tokens"),
+            "stream_options" => (&mut m.stream_options, "stream_options"),
+            _ => return Ok(()),
+        };
+        if slot.is_some() {
+            return Err(Walk::Duplicate(name));
+        }
+        *slot = Some(member.value);
+        Ok(())
+    });
+    let insert_at = match walk {
+        Ok(at) => at,
+        Err(Walk::Syntax(e)) => return Err(GatewayError::invalid_json(&e.describe(body))),
+        Err(Walk::Duplicate(name)) => {
+            return Err(
+                GatewayError::invalid_json(&format!("duplicate field `{name}`")).with_param(name),
+            )
+        }
+    };
+    let model_span = m.model.ok_or_else(GatewayError::missing_model)?;
+    let model: String = match serde_json::from_slice::<String>(slice(body, &model_span)) {
+        Ok(model) if !model.is_empty() => model,
         _ => return Err(GatewayError::missing_model()),
     };
-    let model_span = span_of(body, raw)?;
-    let (stream_options_span, include_usage) = match view.stream_options {
-        None => (None, false),
-        Some(raw) => {
-            let include = if raw.get() == "null" {
+    let stream = member::<bool>(body, &m.stream, "stream")?.unwrap_or(false);
+    let max_output_tokens = member::<u64>(body, &m.max_completion_tokens, "max_completion_tokens")?
+        .or(member::<u64>(body, &m.max_tokens, "max_tokens")?)
+        .or(member::<u64>(
+            body,
+            &m.max_output_tokens,
+            "max_output_tokens",
+        )?);
+    let include_usage = match &m.stream_options {
+        None => false,
+        Some(span) => {
+            let raw = slice(body, span);
+            if raw == b"null" {
                 false
             } else {
-                serde_json::from_str::<StreamOptionsView>(raw.get())
+                serde_json::from_slice::<StreamOptionsView>(raw)
                     .map_err(|e| {
-                        GatewayError::invalid_json(&format!("stream_options: {e}"))
-                            .with_param("stream_options")
+                        GatewayError::invalid_json(&format!(
+                            "stream_options: {}",
+                            without_position(&e)
+                        ))
+                        .with_param("stream_options")
                     })?
                     .include_usage
                     .unwrap_or(false)
-            };
-            (Some(span_of(body, raw)?), include)
+            }
         }
     };
-    let insert_at = body
-        .iter()
-        .position(|b| *b == b'{')
-        .map(|p| p + 1)
-        .unwrap_or(0);
     Ok(RequestInfo {
         model,
         model_span,
-        stream_options_span,
+        stream_options_span: m.stream_options,
         include_usage,
         insert_at,
-        stream: view.stream.unwrap_or(false),
-        max_output_tokens: view
-            .max_completion_tokens
-            .or(view.max_tokens)
-            .or(view.max_output_tokens),
+        stream,
+        max_output_tokens,
     })
 }
 
-/// Where a borrowed raw value sits in `body`.
-fn span_of(body: &[u8], raw: &RawValue) -> Result<Range<usize>, GatewayError> {
-    let start = (raw.get().as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
-    let end = start.wrapping_add(raw.get().len());
-    if end > body.len() || start > end {
-        // Cannot happen for a borrowed RawValue; refuse rather than corrupt the body.
-        return Err(GatewayError::invalid_json("a member could not be located"));
-    }
-    Ok(start..end)
+/// Why the member walk stopped.
+enum Walk {
+    Syntax(json_scan::SyntaxError),
+    Duplicate(&'static str),
 }
 
-fn json_error(e: &serde_json::Error) -> GatewayError {
+impl From<json_scan::SyntaxError> for Walk {
+    fn from(e: json_scan::SyntaxError) -> Self {
+        Walk::Syntax(e)
+    }
+}
+
+fn slice<'a>(body: &'a [u8], span: &Range<usize>) -> &'a [u8] {
+    body.get(span.clone()).unwrap_or_default()
+}
+
+/// A scalar member (`null` reads as absent), or a 400 naming it.
+fn member<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    span: &Option<Range<usize>>,
+    name: &str,
+) -> Result<Option<T>, GatewayError> {
+    let Some(span) = span else {
+        return Ok(None);
+    };
+    serde_json::from_slice::<Option<T>>(slice(body, span)).map_err(|e| {
+        GatewayError::invalid_json(&format!("{name}: {}", without_position(&e))).with_param(name)
+    })
+}
+
+/// serde's message without its `at line 1 column N`, which would point into the member
+/// rather than the body.
+fn without_position(e: &serde_json::Error) -> String {
     let msg = e.to_string();
-    // serde names the member for type errors ("invalid type: string \"x\", expected u64").
-    GatewayError::invalid_json(&crate::errors::truncate(&msg, 300))
+    match msg.rfind(" at line ") {
+        Some(at) => msg.get(..at).unwrap_or(&msg).to_string(),
+        None => msg,
+    }
 }
 
 /// Changes to make to a request body.

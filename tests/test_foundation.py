@@ -177,6 +177,35 @@ def test_client_errors_are_openai_format_and_never_reach_a_provider(gw, mock, mo
     assert gw.metric("llm_gateway_rejected_total", reason="model_not_found") == 1
 
 
+def test_long_strings_are_validated_at_every_offset(gw, mock):
+    """The request body is validated by the filter's own scanner, which reads long strings
+    64 and 16 bytes at a time with Wasm SIMD (only in Envoy: native unit tests take the
+    eight-byte path). An escape, a control character or a quote is found wherever it sits
+    relative to those blocks; the verdict matches Python's strict JSON parser and valid
+    bodies reach the provider byte for byte."""
+    head = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"'
+    tail = b'"}]}'
+    pieces = [b'\\"', b'\\n', b'\\u00e9', b'\xc3\xa9', b'\t', b'\x01', b'\\x', b'"']
+    sent = 0
+    for offset in range(0, 140, 3):
+        for piece in pieces:
+            raw = head + b"a" * offset + piece + b"b" * 70 + tail
+            try:
+                json.loads(raw)
+                valid = True
+            except ValueError:
+                valid = False
+            status, _, body = gw.post("/v1/chat/completions", raw)
+            if valid:
+                assert status == 200, (offset, piece, body)
+                sent += 1
+                assert mock.requests[-1].body == raw
+            else:
+                assert status == 400, (offset, piece)
+                assert json.loads(body)["error"]["code"] == "invalid_json", (offset, piece, body)
+    assert sent == len(mock.requests) and sent > 0
+
+
 def test_body_over_limit_is_413(mock):
     with Envoy(two_provider_config(max_request_bytes=1000), {"alpha": mock.port, "beta": mock.port},
                env={"ALPHA_API_KEY": KEY_A, "BETA_API_KEY": KEY_B}) as gw:
