@@ -11,7 +11,7 @@ llm-gateway (as `make bench` configures them), optionally another llm_gateway.wa
 `make bench`'s direct_response Envoy, run natively.
 
     .venv/bin/python bench/instructions.py [--requests 200] [--compare OLD.wasm] [--probes]
-                                           [--body-kb 4] [--stream]
+                                           [--body-kb 4] [--stream] [--attributes '[]']
 """
 from __future__ import annotations
 
@@ -110,6 +110,8 @@ def main():
     ap.add_argument("--probes", action="store_true", help="also count the host-call probes")
     ap.add_argument("--body-kb", type=int, default=4, help="request body size in KiB (default 4)")
     ap.add_argument("--stream", action="store_true", help="streaming requests (\"stream\": true)")
+    ap.add_argument("--attributes", default=None, metavar="JSON",
+                    help='also count llm-gateway with this access_log_attributes list, e.g. \'[]\'')
     a = ap.parse_args()
     if not shutil.which("valgrind"):
         sys.exit("valgrind is needed: apt-get install -y valgrind")
@@ -127,6 +129,13 @@ def main():
         cfg = run.gateway_config(0, 0, up_port, up_port)
         run.harness._wasm_filter(cfg)["vm_config"]["code"]["local"]["filename"] = str(Path(a.compare).resolve())
         variants[f"Envoy + {Path(a.compare).name}"] = cfg
+    if a.attributes is not None:
+        cfg = run.gateway_config(0, 0, up_port, up_port)
+        wasm = run.harness._wasm_filter(cfg)
+        plugin = run.json.loads(wasm["configuration"]["value"])
+        plugin["access_log_attributes"] = run.json.loads(a.attributes)
+        wasm["configuration"]["value"] = run.json.dumps(plugin)
+        variants[f"Envoy + llm-gateway, access_log_attributes={a.attributes}"] = cfg
     if a.probes:
         subprocess.run(["cargo", "build", "--release", "--target", "wasm32-wasip1", "--manifest-path",
                         str(HERE / "probe-filter" / "Cargo.toml"), "--target-dir",

@@ -59,6 +59,85 @@ pub struct RawConfig {
     /// Token quotas; see docs/quotas.md.
     #[serde(default)]
     pub quotas: Option<crate::quota::QuotaConfig>,
+    /// The access-log attributes the filter writes (Envoy filter state
+    /// `wasm.llm_gateway.<name>`); default: all of them. Each written attribute is a host
+    /// call per request (about 1 % of a small request's cost in Envoy): list only those
+    /// the access log reads, or `[]` for none. Metrics are not affected.
+    #[serde(default)]
+    pub access_log_attributes: Option<Vec<Attribute>>,
+}
+
+/// An access-log attribute: Envoy filter state `wasm.llm_gateway.<name>`, read with
+/// `%FILTER_STATE(wasm.llm_gateway.<name>:PLAIN)%`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Attribute {
+    /// Provider name.
+    Provider,
+    /// Upstream model.
+    Model,
+    /// The model the client asked for.
+    RequestedModel,
+    InputTokens,
+    OutputTokens,
+    TotalTokens,
+    CachedInputTokens,
+    /// `true` when usage was estimated.
+    UsageEstimated,
+    /// Error code when the gateway answered itself.
+    Error,
+}
+
+impl Attribute {
+    pub const ALL: [Attribute; 9] = [
+        Attribute::Provider,
+        Attribute::Model,
+        Attribute::RequestedModel,
+        Attribute::InputTokens,
+        Attribute::OutputTokens,
+        Attribute::TotalTokens,
+        Attribute::CachedInputTokens,
+        Attribute::UsageEstimated,
+        Attribute::Error,
+    ];
+
+    /// The property name the filter sets (Envoy prefixes it with `wasm.`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Attribute::Provider => "llm_gateway.provider",
+            Attribute::Model => "llm_gateway.model",
+            Attribute::RequestedModel => "llm_gateway.requested_model",
+            Attribute::InputTokens => "llm_gateway.input_tokens",
+            Attribute::OutputTokens => "llm_gateway.output_tokens",
+            Attribute::TotalTokens => "llm_gateway.total_tokens",
+            Attribute::CachedInputTokens => "llm_gateway.cached_input_tokens",
+            Attribute::UsageEstimated => "llm_gateway.usage_estimated",
+            Attribute::Error => "llm_gateway.error",
+        }
+    }
+
+    const fn bit(self) -> u16 {
+        1 << self as u16
+    }
+}
+
+/// Which access-log attributes are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttributeSet(u16);
+
+impl AttributeSet {
+    pub fn all() -> Self {
+        Self::of(&Attribute::ALL)
+    }
+
+    pub fn of(list: &[Attribute]) -> Self {
+        AttributeSet(list.iter().fold(0, |bits, a| bits | a.bit()))
+    }
+
+    pub fn contains(self, a: Attribute) -> bool {
+        self.0 & a.bit() != 0
+    }
 }
 
 /// Wire API of a provider.
@@ -315,6 +394,8 @@ pub struct Config {
     pub skipped_providers: Vec<String>,
     /// Consumers, identity and quotas; `None` when none of them is configured.
     pub policy: Option<crate::quota::Policy>,
+    /// The access-log attributes to write.
+    pub attributes: AttributeSet,
 }
 
 impl Config {
@@ -481,6 +562,10 @@ impl Config {
             routes,
             max_request_bytes,
             max_response_bytes,
+            attributes: raw
+                .access_log_attributes
+                .as_deref()
+                .map_or_else(AttributeSet::all, AttributeSet::of),
             cluster_header,
             provider_header,
             skipped_providers: skipped,

@@ -3,7 +3,7 @@
 //! Host-free: it talks to Envoy only through the `host` traits, so every branch is
 //! unit-tested natively; `filter` maps proxy-wasm callbacks onto these methods.
 
-use crate::config::{Config, Provider, ProviderType};
+use crate::config::{Attribute, Config, Provider, ProviderType};
 use crate::dialect::{self, Api};
 use crate::errors::GatewayError;
 use crate::estimate;
@@ -44,15 +44,16 @@ const FULL_ESTIMATE_MAX_BYTES: usize = 256 * 1024;
 
 /// Names of the access-log attributes (Envoy filter state `wasm.<name>`).
 pub mod attr {
-    pub const PROVIDER: &str = "llm_gateway.provider";
-    pub const MODEL: &str = "llm_gateway.model";
-    pub const REQUESTED_MODEL: &str = "llm_gateway.requested_model";
-    pub const INPUT_TOKENS: &str = "llm_gateway.input_tokens";
-    pub const OUTPUT_TOKENS: &str = "llm_gateway.output_tokens";
-    pub const TOTAL_TOKENS: &str = "llm_gateway.total_tokens";
-    pub const CACHED_INPUT_TOKENS: &str = "llm_gateway.cached_input_tokens";
-    pub const USAGE_ESTIMATED: &str = "llm_gateway.usage_estimated";
-    pub const ERROR: &str = "llm_gateway.error";
+    use crate::config::Attribute;
+    pub const PROVIDER: &str = Attribute::Provider.name();
+    pub const MODEL: &str = Attribute::Model.name();
+    pub const REQUESTED_MODEL: &str = Attribute::RequestedModel.name();
+    pub const INPUT_TOKENS: &str = Attribute::InputTokens.name();
+    pub const OUTPUT_TOKENS: &str = Attribute::OutputTokens.name();
+    pub const TOTAL_TOKENS: &str = Attribute::TotalTokens.name();
+    pub const CACHED_INPUT_TOKENS: &str = Attribute::CachedInputTokens.name();
+    pub const USAGE_ESTIMATED: &str = Attribute::UsageEstimated.name();
+    pub const ERROR: &str = Attribute::Error.name();
 }
 
 /// A gRPC call to make later from the root context (which outlives requests): quota
@@ -148,7 +149,7 @@ impl RequestFlow {
         let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
         headers.extend_from_slice(extra);
         self.plan = None;
-        host.set_attribute(attr::ERROR, e.code.as_bytes());
+        self.publish(host, Attribute::Error, e.code.as_bytes());
         let api = self.endpoint.map(Api::of_client).unwrap_or(Api::OpenAi);
         host.send_reply(e.status, &e.body_for(api), &headers);
         self.worker
@@ -156,6 +157,20 @@ impl RequestFlow {
             .metrics
             .record_rejection(host, e.code);
         Flow::Replied
+    }
+
+    /// Writes an access-log attribute, unless the configuration leaves it out.
+    fn publish(&self, host: &mut dyn BodyHost, a: Attribute, value: &[u8]) {
+        if self.config.attributes.contains(a) {
+            host.set_attribute(a.name(), value);
+        }
+    }
+
+    /// [`Self::publish`] for a value that is only formatted when it is written.
+    fn publish_with(&self, host: &mut dyn BodyHost, a: Attribute, value: impl FnOnce() -> Vec<u8>) {
+        if self.config.attributes.contains(a) {
+            host.set_attribute(a.name(), &value());
+        }
     }
 
     pub fn on_request_headers(&mut self, host: &mut dyn BodyHost, end_of_stream: bool) -> Flow {
@@ -387,9 +402,9 @@ impl RequestFlow {
                 meter::estimate_input_tokens(body.len())
             });
         }
-        host.set_attribute(attr::PROVIDER, provider.name.as_bytes());
-        host.set_attribute(attr::MODEL, resolved.upstream_model.as_bytes());
-        host.set_attribute(attr::REQUESTED_MODEL, info.model.as_bytes());
+        self.publish(host, Attribute::Provider, provider.name.as_bytes());
+        self.publish(host, Attribute::Model, resolved.upstream_model.as_bytes());
+        self.publish(host, Attribute::RequestedModel, info.model.as_bytes());
         let facts = RequestFacts {
             requested_model: &info.model,
             model,
@@ -682,18 +697,14 @@ impl RequestFlow {
     fn finish_response(&mut self, host: &mut dyn BodyHost) {
         self.response_complete = true;
         self.usage = self.final_usage();
-        if let Some(u) = &self.usage {
-            host.set_attribute(attr::INPUT_TOKENS, u.input.to_string().as_bytes());
-            host.set_attribute(attr::OUTPUT_TOKENS, u.output.to_string().as_bytes());
-            host.set_attribute(attr::TOTAL_TOKENS, u.total().to_string().as_bytes());
-            host.set_attribute(
-                attr::CACHED_INPUT_TOKENS,
-                u.cached_input.to_string().as_bytes(),
-            );
-            host.set_attribute(
-                attr::USAGE_ESTIMATED,
-                if u.estimated { b"true" } else { b"false" },
-            );
+        if let Some(u) = self.usage {
+            let count = |n: u64| n.to_string().into_bytes();
+            self.publish_with(host, Attribute::InputTokens, || count(u.input));
+            self.publish_with(host, Attribute::OutputTokens, || count(u.output));
+            self.publish_with(host, Attribute::TotalTokens, || count(u.total()));
+            self.publish_with(host, Attribute::CachedInputTokens, || count(u.cached_input));
+            let estimated: &[u8] = if u.estimated { b"true" } else { b"false" };
+            self.publish(host, Attribute::UsageEstimated, estimated);
         }
     }
 
@@ -1222,6 +1233,58 @@ mod tests {
             vec![250]
         );
         assert_eq!(host.attributes[attr::TOTAL_TOKENS], b"16");
+    }
+
+    #[test]
+    fn only_the_configured_access_log_attributes_are_written() {
+        let run = |attributes: &str| {
+            let cfg = CONFIG.replace(
+                r#""max_request_bytes": 1000"#,
+                &format!(r#""max_request_bytes": 1000, "access_log_attributes": {attributes}"#),
+            );
+            let config = Config::parse(cfg.as_bytes(), &|k: &str| {
+                keys()
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap();
+            let mut f = RequestFlow::new(Rc::new(config), Rc::new(RefCell::new(Worker::default())));
+            let mut host = FakeHost::request("POST", "/v1/chat/completions", &[]);
+            send(&mut f, &mut host, br#"{"model":"gpt-4o"}"#);
+            host.response_headers.insert(":status".into(), "200".into());
+            host.response_headers
+                .insert("content-type".into(), "application/json".into());
+            f.on_response_headers(&mut host, false);
+            let body = br#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":9,"total_tokens":16}}"#;
+            host.response_chunk = body.to_vec();
+            f.on_response_body(&mut host, body.len(), true);
+            f.on_log(&mut host);
+            let mut names: Vec<String> = host.attributes.keys().cloned().collect();
+            names.sort();
+            // Metrics do not depend on the attributes.
+            let tokens = host.counter(
+                "llm_gateway_tokens_total;provider=openai;model=gpt-4o;type=input;estimated=false",
+            );
+            (names, tokens)
+        };
+        let (names, tokens) = run(r#"["total_tokens", "provider"]"#);
+        assert_eq!(names, [attr::PROVIDER, attr::TOTAL_TOKENS]);
+        assert_eq!(tokens, 7);
+        let (names, tokens) = run("[]");
+        assert!(names.is_empty());
+        assert_eq!(tokens, 7);
+        let e = Config::parse(
+            CONFIG
+                .replace(
+                    r#""max_request_bytes": 1000"#,
+                    r#""access_log_attributes": ["provider", "tokens"]"#,
+                )
+                .as_bytes(),
+            &|_| Some("k".into()),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("access_log_attributes[1]"), "{e}");
     }
 
     #[test]

@@ -127,6 +127,22 @@ def test_answer_that_is_not_a_json_object_records_no_usage(gw, mock):
     assert "provider=alpha model=gpt-4o-mini input_tokens=- output_tokens=-" in gw.access_log_lines()[0]
 
 
+def test_access_log_gets_only_the_configured_attributes(mock):
+    """`access_log_attributes` trims the filter-state writes (one host call each) to what the
+    access log reads; the others show as `-`, and metrics are unchanged."""
+    cfg = two_provider_config(access_log_attributes=["provider", "total_tokens"])
+    with Envoy(cfg, {"alpha": mock.port, "beta": mock.port},
+               env={"ALPHA_API_KEY": KEY_A, "BETA_API_KEY": KEY_B}) as gw:
+        status, _, _ = gw.chat("gpt-4o-mini")
+        assert status == 200
+        deadline = time.time() + 5
+        while not gw.access_log_lines() and time.time() < deadline:
+            time.sleep(0.1)
+        line = gw.access_log_lines()[0]
+        assert "provider=alpha model=- input_tokens=- output_tokens=- total_tokens=30" in line, line
+        assert gw.wait_metric("llm_gateway_tokens_total", 10, provider="alpha", type="input") == 10
+
+
 def test_large_body_model_rewrite_is_byte_exact(gw, mock2):
     filler = "x" * (1024 * 1024)
     raw = ('{"messages":[{"role":"user","content":"' + filler + '"}],"model":"fast","temperature":0.5}').encode()
@@ -257,6 +273,8 @@ def test_unknown_paths_pass_through_the_filter(gw, mock):
       "models": [{"match": "m", "provider": "zzz"}]}, "models[0].provider", 'unknown provider "zzz"'),
     ({"providers": [{"name": "a", "type": "openai", "cluster": "c"}], "max_request_bytes": "lots"},
      "max_request_bytes", "invalid type"),
+    ({"providers": [{"name": "a", "type": "openai", "cluster": "c"}],
+      "access_log_attributes": ["provider", "tokens"]}, "access_log_attributes[1]", "unknown variant `tokens`"),
 ])
 def test_bad_plugin_config_is_rejected_at_load(plugin_config, path, fragment):
     cfg = shipped_config()
