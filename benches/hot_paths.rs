@@ -333,8 +333,11 @@ impl Host for NullHost {
     }
     fn set_request_header(&mut self, _: &str, _: &str) {}
     fn remove_request_header(&mut self, _: &str) {}
-    fn replace_request_body(&mut self, body: &[u8]) {
-        black_box(body);
+    fn replace_request_body_head(&mut self, len: usize, data: &[u8]) {
+        black_box((len, data));
+    }
+    fn append_request_body(&mut self, data: &[u8]) {
+        black_box(data);
     }
     fn clear_route_cache(&mut self) {}
     fn send_reply(&mut self, _: u32, _: &[u8], _: &[(&str, &str)]) {

@@ -311,9 +311,17 @@ impl Host for EnvoyHost {
         }
     }
 
-    fn replace_request_body(&mut self, body: &[u8]) {
-        let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, self.request_body_size, body);
-        self.request_body_size = body.len();
+    fn replace_request_body_head(&mut self, len: usize, data: &[u8]) {
+        // Envoy drains the first `len` bytes and prepends `data`.
+        let len = len.min(self.request_body_size);
+        let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, len, data);
+        self.request_body_size = self.request_body_size - len + data.len();
+    }
+
+    fn append_request_body(&mut self, data: &[u8]) {
+        // A start at or past the end appends.
+        let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, self.request_body_size, 0, data);
+        self.request_body_size += data.len();
     }
 
     fn clear_route_cache(&mut self) {

@@ -285,21 +285,22 @@ impl RequestFlow {
         let upstream_endpoint = dialect::upstream_endpoint(endpoint, provider)?;
         let model = resolved.upstream_model.as_ref();
         let mut inject_usage = false;
-        let new_body = match (client_api, upstream_api) {
-            (Api::OpenAi, Api::Anthropic) => Some(
+        let whole = |b: Vec<u8>| Some(request::BodyEdit::whole(b, body.len()));
+        let edit = match (client_api, upstream_api) {
+            (Api::OpenAi, Api::Anthropic) => whole(
                 translate::chat_request_to_messages(body, model, provider.default_max_tokens)
                     .map_err(GatewayError::from_translate)?,
             ),
-            (Api::Anthropic, Api::OpenAi) => Some(
+            (Api::Anthropic, Api::OpenAi) => whole(
                 translate::messages_request_to_chat(body, model)
                     .map_err(GatewayError::from_translate)?,
             ),
-            (_, Api::Bedrock) => Some(
+            (_, Api::Bedrock) => whole(
                 crate::translate::bedrock::chat_request_to_converse(body)
                     .map_err(GatewayError::from_translate)?
                     .0,
             ),
-            (_, Api::Gemini) => Some(
+            (_, Api::Gemini) => whole(
                 crate::translate::gemini::chat_request_to_gemini(body)
                     .map_err(GatewayError::from_translate)?
                     .0,
@@ -322,9 +323,20 @@ impl RequestFlow {
             )
             .into());
         }
-        if let Some(new_body) = &new_body {
-            host.replace_request_body(new_body);
-            host.set_request_header("content-length", &new_body.len().to_string());
+        if let Some(edit) = &edit {
+            match edit {
+                request::BodyEdit::Head { replace, with } => {
+                    host.replace_request_body_head(*replace, with)
+                }
+                request::BodyEdit::Tail { keep, append } => {
+                    // Envoy cannot cut a body short: replace all of it by the kept start
+                    // (a slice of what was read, not a copy), then append.
+                    host.replace_request_body_head(body.len(), body.get(..*keep).unwrap_or(body));
+                    host.append_request_body(append);
+                }
+            }
+            let len = edit.new_len(body.len());
+            host.set_request_header("content-length", &len.to_string());
         }
         if info.stream {
             host.set_request_header(STREAM_HEADER, "true");
@@ -353,7 +365,17 @@ impl RequestFlow {
             // SigV4 over the final request: the translated body, the path and host
             // just set. Nothing signed may change after this point.
             host.set_request_header("content-type", "application/json");
-            let signed_body = new_body.as_deref().unwrap_or(body);
+            let edited;
+            let signed_body = match &edit {
+                None => body,
+                Some(e) => match e.as_whole(body.len()) {
+                    Some(b) => b,
+                    None => {
+                        edited = e.apply(body);
+                        &edited
+                    }
+                },
+            };
             let authority = host.request_header(":authority").unwrap_or_default();
             let path = host.request_header(":path").unwrap_or_default();
             let (path, query) = path.split_once('?').unwrap_or((path.as_str(), ""));

@@ -15,8 +15,11 @@ pub trait Host {
     fn request_header(&self, name: &str) -> Option<String>;
     fn set_request_header(&mut self, name: &str, value: &str);
     fn remove_request_header(&mut self, name: &str);
-    /// Replaces the whole buffered request body.
-    fn replace_request_body(&mut self, body: &[u8]);
+    /// Replaces the first `len` bytes of the buffered request body by `data` (all of it
+    /// when `len` is the body's length); the rest stays in Envoy, uncopied.
+    fn replace_request_body_head(&mut self, len: usize, data: &[u8]);
+    /// Appends `data` to the buffered request body.
+    fn append_request_body(&mut self, data: &[u8]);
     /// Asks Envoy to pick the route again after routing headers changed.
     fn clear_route_cache(&mut self);
     /// Ends the request with a local reply (no upstream call).
@@ -79,6 +82,8 @@ pub mod fake {
         pub request_headers: BTreeMap<String, String>,
         pub response_headers: BTreeMap<String, String>,
         pub request_body: Vec<u8>,
+        /// Writes to the request body (each one a host call in Envoy).
+        pub body_writes: usize,
         /// The current response chunk.
         pub response_chunk: Vec<u8>,
         pub reply: Option<Reply>,
@@ -121,8 +126,14 @@ pub mod fake {
         fn remove_request_header(&mut self, name: &str) {
             self.request_headers.remove(name);
         }
-        fn replace_request_body(&mut self, body: &[u8]) {
-            self.request_body = body.to_vec();
+        fn replace_request_body_head(&mut self, len: usize, data: &[u8]) {
+            let len = len.min(self.request_body.len());
+            self.request_body.splice(..len, data.iter().copied());
+            self.body_writes += 1;
+        }
+        fn append_request_body(&mut self, data: &[u8]) {
+            self.request_body.extend_from_slice(data);
+            self.body_writes += 1;
         }
         fn clear_route_cache(&mut self) {
             self.route_cache_cleared += 1;

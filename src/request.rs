@@ -227,8 +227,8 @@ pub struct Rewrite<'a> {
     pub include_usage: bool,
 }
 
-/// Applies `rw` by splicing; `None` when nothing changes (the body is sent as it is).
-pub fn rewrite(body: &[u8], info: &RequestInfo, rw: &Rewrite<'_>) -> Option<Vec<u8>> {
+/// The edit that applies `rw`; `None` when nothing changes (the body is sent as it is).
+pub fn rewrite(body: &[u8], info: &RequestInfo, rw: &Rewrite<'_>) -> Option<BodyEdit> {
     let mut splices: Vec<(Range<usize>, Vec<u8>)> = Vec::with_capacity(2);
     if let Some(m) = rw.model {
         if m != info.model {
@@ -256,16 +256,85 @@ pub fn rewrite(body: &[u8], info: &RequestInfo, rw: &Rewrite<'_>) -> Option<Vec<
         return None;
     }
     splices.sort_by_key(|(r, _)| r.start);
-    let extra: usize = splices.iter().map(|(_, v)| v.len()).sum();
-    let mut out = Vec::with_capacity(body.len() + extra);
-    let mut pos = 0;
+    let first = splices.first().map_or(0, |(r, _)| r.start);
+    let last = splices.iter().map(|(r, _)| r.end).max().unwrap_or(first);
+    // Hand Envoy the changed region plus the shorter of the untouched ends.
+    let head = first <= body.len().saturating_sub(last);
+    let mut out = Vec::with_capacity(64 + if head { last } else { body.len() - first });
+    if head {
+        out.extend_from_slice(body.get(..first).unwrap_or(&[]));
+    }
+    let mut pos = first;
     for (range, value) in &splices {
         out.extend_from_slice(body.get(pos..range.start).unwrap_or(&[]));
         out.extend_from_slice(value);
         pos = range.end;
     }
+    if head {
+        return Some(BodyEdit::Head {
+            replace: last,
+            with: out,
+        });
+    }
     out.extend_from_slice(body.get(pos..).unwrap_or(&[]));
-    Some(out)
+    Some(BodyEdit::Tail {
+        keep: first,
+        append: out,
+    })
+}
+
+/// A rewritten request body, as the fewest bytes to hand to Envoy. Envoy can replace the
+/// first bytes of a buffered body or append to it, so a large body's unchanged end
+/// (`Head`, e.g. `model` first) or start (`Tail`, e.g. `model` after `messages`) is never
+/// copied into or out of the Wasm VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyEdit {
+    /// Replace the first `replace` bytes with `with`; the rest stays.
+    Head { replace: usize, with: Vec<u8> },
+    /// Keep the first `keep` bytes, drop the rest and append `append`.
+    Tail { keep: usize, append: Vec<u8> },
+}
+
+impl BodyEdit {
+    /// Length of the body after the edit.
+    pub fn new_len(&self, old_len: usize) -> usize {
+        match self {
+            BodyEdit::Head { replace, with } => old_len.saturating_sub(*replace) + with.len(),
+            BodyEdit::Tail { keep, append } => (*keep).min(old_len) + append.len(),
+        }
+    }
+
+    /// A replacement of the whole body (what translations produce).
+    pub fn whole(body: Vec<u8>, old_len: usize) -> Self {
+        BodyEdit::Head {
+            replace: old_len,
+            with: body,
+        }
+    }
+
+    /// The new body when the edit replaces all of it.
+    pub fn as_whole(&self, old_len: usize) -> Option<&[u8]> {
+        match self {
+            BodyEdit::Head { replace, with } if *replace >= old_len => Some(with),
+            _ => None,
+        }
+    }
+
+    /// The whole edited body.
+    pub fn apply(&self, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.new_len(body.len()));
+        match self {
+            BodyEdit::Head { replace, with } => {
+                out.extend_from_slice(with);
+                out.extend_from_slice(body.get(*replace..).unwrap_or(&[]));
+            }
+            BodyEdit::Tail { keep, append } => {
+                out.extend_from_slice(body.get(..*keep).unwrap_or(body));
+                out.extend_from_slice(append);
+            }
+        }
+        out
+    }
 }
 
 /// Returns the body with the `model` value replaced by `new_model`.
@@ -274,7 +343,7 @@ pub fn rewrite_model(body: &[u8], info: &RequestInfo, new_model: &str) -> Vec<u8
         model: Some(new_model),
         include_usage: false,
     };
-    rewrite(body, info, &rw).unwrap_or_else(|| body.to_vec())
+    rewrite(body, info, &rw).map_or_else(|| body.to_vec(), |edit| edit.apply(body))
 }
 
 #[cfg(test)]
@@ -320,6 +389,61 @@ mod tests {
         let expected = String::from_utf8_lossy(body).replace(r#""fast""#, r#""gpt-4o-mini""#);
         assert_eq!(String::from_utf8(out.clone()).unwrap(), expected);
         let v: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["model"], "gpt-4o-mini");
+    }
+
+    #[test]
+    fn large_bodies_hand_envoy_only_the_changed_end() {
+        let long = "x".repeat(100_000);
+        let rw = Rewrite {
+            model: Some("gpt-4o-mini"),
+            include_usage: false,
+        };
+        // `model` first (curl examples, many SDKs): only the head is replaced.
+        let first = format!(r#"{{"model":"m","messages":[{{"role":"user","content":"{long}"}}]}}"#);
+        let info = inspect(first.as_bytes()).unwrap();
+        let edit = rewrite(first.as_bytes(), &info, &rw).unwrap();
+        match &edit {
+            BodyEdit::Head { replace, with } => {
+                assert_eq!(*replace, info.model_span.end);
+                assert_eq!(with, br#"{"model":"gpt-4o-mini""#);
+            }
+            other => panic!("{other:?}"),
+        }
+        let out = edit.apply(first.as_bytes());
+        assert_eq!(out.len(), edit.new_len(first.len()));
+        assert_eq!(
+            out,
+            first.replace(r#""m""#, r#""gpt-4o-mini""#).into_bytes()
+        );
+        // `model` after `messages` (the OpenAI Python SDK's order): keep the start, append.
+        let last =
+            format!(r#"{{"messages":[{{"role":"user","content":"{long}"}}],"model":"m","n":1}}"#);
+        let info = inspect(last.as_bytes()).unwrap();
+        let edit = rewrite(last.as_bytes(), &info, &rw).unwrap();
+        match &edit {
+            BodyEdit::Tail { keep, append } => {
+                assert_eq!(*keep, info.model_span.start);
+                assert_eq!(append, br#""gpt-4o-mini","n":1}"#);
+            }
+            other => panic!("{other:?}"),
+        }
+        let out = edit.apply(last.as_bytes());
+        assert_eq!(out.len(), edit.new_len(last.len()));
+        assert_eq!(out, last.replace(r#""m""#, r#""gpt-4o-mini""#).into_bytes());
+        // Injecting stream_options right after `{` as well: one head edit covers both.
+        let stream = format!(
+            r#"{{"stream":true,"model":"m","messages":[{{"role":"user","content":"{long}"}}]}}"#
+        );
+        let info = inspect(stream.as_bytes()).unwrap();
+        let rw = Rewrite {
+            model: Some("gpt-4o-mini"),
+            include_usage: true,
+        };
+        let edit = rewrite(stream.as_bytes(), &info, &rw).unwrap();
+        assert!(matches!(&edit, BodyEdit::Head { with, .. } if with.len() < 100));
+        let v: Value = serde_json::from_slice(&edit.apply(stream.as_bytes())).unwrap();
+        assert_eq!(v["stream_options"]["include_usage"], true);
         assert_eq!(v["model"], "gpt-4o-mini");
     }
 
@@ -373,7 +497,7 @@ mod tests {
             model: Some("up"),
             include_usage: true,
         };
-        let out = rewrite(body, &info, &rw).unwrap();
+        let out = rewrite(body, &info, &rw).unwrap().apply(body);
         serde_json::from_slice(&out).unwrap()
     }
 

@@ -143,13 +143,34 @@ def test_access_log_gets_only_the_configured_attributes(mock):
         assert gw.wait_metric("llm_gateway_tokens_total", 10, provider="alpha", type="input") == 10
 
 
-def test_large_body_model_rewrite_is_byte_exact(gw, mock2):
+@pytest.mark.parametrize("layout", ["model_last", "model_first", "model_middle"])
+def test_large_body_model_rewrite_is_byte_exact(gw, mock2, layout):
+    """The filter hands Envoy only the changed end of a large body (Envoy replaces the
+    body's head or appends to it); the provider must still get exactly the spliced body."""
     filler = "x" * (1024 * 1024)
-    raw = ('{"messages":[{"role":"user","content":"' + filler + '"}],"model":"fast","temperature":0.5}').encode()
+    messages = '"messages":[{"role":"user","content":"' + filler + '"}]'
+    raw = {
+        "model_last": '{' + messages + ',"model":"fast","temperature":0.5}',
+        "model_first": '{"model":"fast",' + messages + ',"temperature":0.5}',
+        "model_middle": '{' + messages + ',"model":"fast",' + messages.replace('"messages"', '"extra"') + '}',
+    }[layout].encode()
     status, _, body = gw.post("/v1/chat/completions", raw)
     assert status == 200, body[:300]
     rec = only(mock2)
     assert rec.body == raw.replace(b'"fast"', b'"llama-3.1-8b-instant"')
+    assert int(rec.headers["content-length"]) == len(rec.body)
+
+
+def test_large_streaming_body_gets_include_usage_and_model_exactly(gw, mock2):
+    """Two edits far apart (stream_options after `{`, model at the end) in a large body."""
+    filler = "y" * (512 * 1024)
+    raw = ('{"stream":true,"messages":[{"role":"user","content":"' + filler + '"}],"model":"fast"}').encode()
+    status, _, _ = gw.post("/v1/chat/completions", raw)
+    assert status == 200
+    rec = only(mock2)
+    want = raw.replace(b'"fast"', b'"llama-3.1-8b-instant"').replace(
+        b'{"stream"', b'{"stream_options":{"include_usage":true},"stream"', 1)
+    assert rec.body == want
     assert int(rec.headers["content-length"]) == len(rec.body)
 
 
