@@ -6,7 +6,8 @@
 //! Envoy's Wasm runtime that costs about three instructions per body byte, the largest
 //! part of routing a 1 MB request. This module checks the same grammar (RFC 8259, as
 //! serde_json's `IgnoredAny` does: escapes, control characters, numbers, literals;
-//! string contents are not checked for UTF-8, top-level keys are) and finds string ends sixteen bytes per step with Wasm SIMD (`simd128`), or eight
+//! string contents are not checked for UTF-8, top-level keys are) and finds string ends
+//! with Wasm SIMD (`simd128`: 128 bytes per step through long strings, then 16), or eight
 //! bytes per step elsewhere. The small members it locates are then parsed by serde.
 //!
 //! One difference: nesting deeper than [`MAX_DEPTH`] levels is refused. serde_json skips
@@ -335,17 +336,17 @@ fn string_stop(bytes: &[u8], mut i: usize) -> usize {
             u8x16_min(v128_xor(v, quote), v128_xor(v, backslash)),
         )
     };
-    // 64 bytes per step while nothing stops the string (the common case in a long
-    // prompt), then 16 bytes per step to find the exact offset.
-    while let Some(block) = bytes.get(i..i + 64) {
-        let (a, rest) = block.split_at(16);
-        let (b, rest) = rest.split_at(16);
-        let (c, d) = rest.split_at(16);
-        let min = u8x16_min(u8x16_min(stops(a), stops(b)), u8x16_min(stops(c), stops(d)));
-        if v128_any_true(u8x16_eq(min, zero)) {
+    // 128 bytes per step while nothing stops the string (the common case in a long
+    // prompt), then 16 bytes per step to find the exact offset. (Checking the first 16
+    // bytes alone first, for short strings, cost more at 1 MB than it saved at 4 KB.)
+    while let Some(block) = bytes.get(i..i + 128) {
+        let at = |k: usize| stops(block.get(k..k + 16).unwrap_or(&[0; 16]));
+        let a = u8x16_min(u8x16_min(at(0), at(16)), u8x16_min(at(32), at(48)));
+        let b = u8x16_min(u8x16_min(at(64), at(80)), u8x16_min(at(96), at(112)));
+        if v128_any_true(u8x16_eq(u8x16_min(a, b), zero)) {
             break;
         }
-        i += 64;
+        i += 128;
     }
     while let Some(chunk) = bytes.get(i..i + 16) {
         let mask = u8x16_bitmask(u8x16_eq(stops(chunk), zero));

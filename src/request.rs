@@ -1,7 +1,7 @@
 //! Reading and rewriting client request bodies without building a JSON tree.
 //!
 //! The body is validated in one pass by `json_scan` (which checks the syntax of every
-//! member and skips long strings sixteen bytes at a time); only the members the gateway
+//! member and skips long strings 128 bytes at a time); only the members the gateway
 //! needs are parsed, by serde, and the byte span of `model` is known. Rewriting the
 //! model splices the new string into that span, so a 1 MB body costs one copy and no
 //! re-serialisation — and no copy at all when the upstream name equals the requested one.
