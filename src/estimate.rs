@@ -139,29 +139,17 @@ impl Default for TokenEstimator {
 /// The index of the first byte at or after `start` that is not a lowercase ASCII letter
 /// (or `bytes.len()`). Eight bytes per step: words are short, so most runs end in the
 /// first or second word of eight.
-fn lowercase_run_end(bytes: &[u8], mut start: usize) -> usize {
-    const ONES: u64 = u64::MAX / 255;
-    const HIGH: u64 = ONES << 7;
-    while let Some(chunk) = bytes.get(start..start + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        // Per byte, with the top bit cleared first so no addition carries into the next
-        // byte: the top bit of `low` is set from b'a' up, that of `high` from b'{' up.
+fn lowercase_run_end(bytes: &[u8], start: usize) -> usize {
+    use crate::swar::{HIGH, ONES};
+    let not_lowercase = |x: u64| {
+        // Per lane, with the top bit cleared first so no addition carries into the next
+        // lane: the top bit of `low` is set from b'a' up, that of `high` from b'{' up.
         let y = x & !HIGH;
         let low = y + ONES * (0x80 - u64::from(b'a'));
         let high = y + ONES * (0x80 - u64::from(b'z' + 1));
-        let lower = low & !high & !x & HIGH;
-        let other = !lower & HIGH;
-        if other != 0 {
-            return start + (other.trailing_zeros() / 8) as usize;
-        }
-        start += 8;
-    }
-    while bytes.get(start).is_some_and(u8::is_ascii_lowercase) {
-        start += 1;
-    }
-    start
+        !(low & !high & !x)
+    };
+    crate::swar::find(bytes, start, not_lowercase, |b| !b.is_ascii_lowercase())
 }
 
 fn is_cjk(c: char) -> bool {

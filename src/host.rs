@@ -82,8 +82,6 @@ pub mod fake {
         pub request_headers: BTreeMap<String, String>,
         pub response_headers: BTreeMap<String, String>,
         pub request_body: Vec<u8>,
-        /// Writes to the request body (each one a host call in Envoy).
-        pub body_writes: usize,
         /// The current response chunk.
         pub response_chunk: Vec<u8>,
         pub reply: Option<Reply>,
@@ -129,11 +127,9 @@ pub mod fake {
         fn replace_request_body_head(&mut self, len: usize, data: &[u8]) {
             let len = len.min(self.request_body.len());
             self.request_body.splice(..len, data.iter().copied());
-            self.body_writes += 1;
         }
         fn append_request_body(&mut self, data: &[u8]) {
             self.request_body.extend_from_slice(data);
-            self.body_writes += 1;
         }
         fn clear_route_cache(&mut self) {
             self.route_cache_cleared += 1;

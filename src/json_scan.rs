@@ -364,34 +364,16 @@ fn string_stop(bytes: &[u8], i: usize) -> usize {
 }
 
 /// [`string_stop`] eight bytes per step with 64-bit arithmetic.
-fn string_stop_swar(bytes: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = u64::MAX / 255;
-    const HIGH: u64 = ONES << 7;
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_le_bytes(word);
-        // Per byte, exact (no borrow crosses bytes: the top bit is cleared before the
-        // subtraction and checked separately): top bit set where the byte is a control
-        // character, a quote or a backslash.
-        let low7 = x & !HIGH;
-        let control = !(low7 + ONES * (0x80 - 0x20)) & !x & HIGH;
-        let zero_byte = |t: u64| !((t & !HIGH) + !HIGH) & !t & HIGH;
-        let quote = zero_byte(x ^ (ONES * u64::from(b'"')));
-        let backslash = zero_byte(x ^ (ONES * u64::from(b'\\')));
-        let stop = control | quote | backslash;
-        if stop != 0 {
-            return i + (stop.trailing_zeros() / 8) as usize;
-        }
-        i += 8;
-    }
-    while bytes
-        .get(i)
-        .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
-    {
-        i += 1;
-    }
-    i
+fn string_stop_swar(bytes: &[u8], i: usize) -> usize {
+    use crate::swar::{HIGH, ONES};
+    let stops = |x: u64| {
+        // Per lane, exact (the top bit is cleared before adding and checked separately,
+        // so nothing carries across lanes): a control character, a quote or a backslash.
+        let control = !((x & !HIGH) + ONES * (0x80 - 0x20)) & !x;
+        let zero_lane = |t: u64| !((t & !HIGH) + !HIGH) & !t;
+        control | zero_lane(x ^ (ONES * u64::from(b'"'))) | zero_lane(x ^ (ONES * u64::from(b'\\')))
+    };
+    crate::swar::find(bytes, i, stops, |b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
 #[cfg(test)]

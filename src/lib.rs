@@ -34,6 +34,7 @@ pub mod sigv4;
 pub mod sse;
 pub mod stream;
 pub mod stream_anthropic;
+pub mod swar;
 pub mod translate;
 pub mod usage;
 pub mod vertex_token;

@@ -260,7 +260,13 @@ pub fn rewrite(body: &[u8], info: &RequestInfo, rw: &Rewrite<'_>) -> Option<Body
     let last = splices.iter().map(|(r, _)| r.end).max().unwrap_or(first);
     // Hand Envoy the changed region plus the shorter of the untouched ends.
     let head = first <= body.len().saturating_sub(last);
-    let mut out = Vec::with_capacity(64 + if head { last } else { body.len() - first });
+    let mut out = Vec::with_capacity(
+        64 + if head {
+            last
+        } else {
+            body.len().saturating_sub(first)
+        },
+    );
     if head {
         out.extend_from_slice(body.get(..first).unwrap_or(&[]));
     }

@@ -196,6 +196,10 @@ def test_client_errors_are_openai_format_and_never_reach_a_provider(gw, mock, mo
         (b'{"messages":[]}', 400, "missing_model"),
         (b'{"model":42}', 400, "missing_model"),
         (b'{"model":"gpt-4o","stream":"yes"}', 400, "invalid_json"),
+        (b'{"model":"gpt-4o","model":"gpt-4o-mini"}', 400, "invalid_json"),               # duplicate member
+        (b'{"model":"gpt-4o","x":' + b"[" * 200 + b"]" * 200 + b"}", 400, "invalid_json"),  # nested > 127
+        (b'{"model":"gpt-4o","messages":[{"content":"a\x01b"}]}', 400, "invalid_json"),  # raw control char
+        (b'{"model":"gpt-4o","max_tokens":01}', 400, "invalid_json"),                      # leading zero
         (b'{"model":"unknown-model","messages":[]}', 404, "model_not_found"),
     ]
     for raw, want_status, code in cases:
