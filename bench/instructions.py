@@ -12,6 +12,7 @@ llm-gateway (as `make bench` configures them), optionally another llm_gateway.wa
 
     .venv/bin/python bench/instructions.py [--requests 200] [--compare OLD.wasm] [--probes]
                                            [--body-kb 4] [--stream] [--attributes '[]']
+                                           [--scenario anthropic|anthropic-stream|messages|quota|quota-global]
 """
 from __future__ import annotations
 
@@ -47,15 +48,17 @@ def real_envoy() -> str:
     return str(ENVOY_BIN)
 
 
-def post(port: int, body: Path, n: int):
+def post(port: int, body: Path, n: int, path: str = "/v1/chat/completions", extra: dict | None = None):
+    headers = {**dict(h.split(": ", 1) for h in HEADERS), **(extra or {})}
+    data = body.read_bytes()
     for _ in range(n):
-        status, _, _ = run.harness.request("POST", port, "/v1/chat/completions", body.read_bytes(),
-                                           dict(h.split(": ", 1) for h in HEADERS))
+        status, _, answer = run.harness.request("POST", port, path, data, headers)
         if status != 200:
-            raise RuntimeError(f"status {status}")
+            raise RuntimeError(f"status {status}: {answer[:300]!r}")
 
 
-def count(name: str, cfg: dict, body: Path, workdir: Path, n: int) -> dict:
+def count(name: str, cfg: dict, body: Path, workdir: Path, n: int, url_path: str = "/v1/chat/completions",
+          extra: dict | None = None) -> dict:
     admin, port = run.free_port(), run.free_port()
     cfg["admin"]["address"]["socket_address"]["port_value"] = admin
     cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = port
@@ -71,9 +74,9 @@ def count(name: str, cfg: dict, body: Path, workdir: Path, n: int) -> dict:
             raise RuntimeError(f"{name} did not start: {(workdir / f'{name}.log').read_text()[-500:]}")
         ctl = lambda *a: subprocess.run(["callgrind_control", *a, str(proc.pid)], capture_output=True, timeout=60)
         ctl("-i", "on")
-        post(port, body, 30)
+        post(port, body, 30, url_path, extra)
         ctl("-z")
-        post(port, body, n)
+        post(port, body, n, url_path, extra)
         ctl("-d")
         time.sleep(2)
         total, groups = 0, collections.Counter()
@@ -112,25 +115,40 @@ def main():
     ap.add_argument("--stream", action="store_true", help="streaming requests (\"stream\": true)")
     ap.add_argument("--attributes", default=None, metavar="JSON",
                     help='also count llm-gateway with this access_log_attributes list, e.g. \'[]\'')
+    ap.add_argument("--scenario", choices=run.EXTRAS, default=None,
+                    help="one of make bench's 4 KB scenarios of other paths (translation, quotas) "
+                         "instead of the plain chat request")
     a = ap.parse_args()
     if not shutil.which("valgrind"):
         sys.exit("valgrind is needed: apt-get install -y valgrind")
     workdir = Path(tempfile.mkdtemp(prefix="llmgw-instr-"))
     body = workdir / "body.json"
     body.write_bytes(run.chat_body(a.body_kb * 1024, "m", a.stream))
+    path, gw_headers, plain_headers, quota = "/v1/chat/completions", {}, {}, None
+    if a.scenario:
+        sc = run.extra_scenarios([a.scenario])[0]
+        body.write_bytes(sc["body"])
+        path, gw_headers = sc["path"], sc["headers"]
+        plain_headers = {**gw_headers, **sc.get("plain_headers", {})}
+        quota = {"gateway-quota": "local", "gateway-global": "global"}.get(sc.get("gateway", ""))
     up_port, up_admin = run.free_port(), run.free_port()
     upstream = run.start_envoy("upstream", run.upstream_envoy_config(up_port, up_admin), up_port, up_admin,
                                workdir, None)
+    helpers, rls = [], None
+    if quota == "global":
+        helpers, rls = run.start_rate_limit_service(workdir)
     variants = {"plain Envoy": run.plain_config(0, 0, up_port, up_port)}
     if not run.ensure_noop():
         variants["Envoy + no-op Wasm filter"] = run.noop_config(0, 0, up_port, up_port)
-    variants["Envoy + llm-gateway"] = run.gateway_config(0, 0, up_port, up_port)
+    # Envoy runs ~50× slower under callgrind: give the rate limit service time to answer.
+    gw = {"quota": quota, "rls": rls, "rls_timeout_ms": 30000}
+    variants["Envoy + llm-gateway"] = run.gateway_config(0, 0, up_port, up_port, **gw)
     if a.compare:
-        cfg = run.gateway_config(0, 0, up_port, up_port)
+        cfg = run.gateway_config(0, 0, up_port, up_port, **gw)
         run.harness._wasm_filter(cfg)["vm_config"]["code"]["local"]["filename"] = str(Path(a.compare).resolve())
         variants[f"Envoy + {Path(a.compare).name}"] = cfg
     if a.attributes is not None:
-        cfg = run.gateway_config(0, 0, up_port, up_port)
+        cfg = run.gateway_config(0, 0, up_port, up_port, **gw)
         wasm = run.harness._wasm_filter(cfg)
         plugin = run.json.loads(wasm["configuration"]["value"])
         plugin["access_log_attributes"] = run.json.loads(a.attributes)
@@ -145,10 +163,14 @@ def main():
     results = {}
     try:
         for i, (name, cfg) in enumerate(variants.items()):
-            results[name] = count(f"v{i}", cfg, body, workdir, a.requests)
+            gateway = "llm-gateway" in name or name.endswith(".wasm")
+            results[name] = count(f"v{i}", cfg, body, workdir, a.requests, path,
+                                  gw_headers if gateway else plain_headers)
             run.log(f"{name}: {results[name]['per_request']:,.0f} instructions/request")
     finally:
         upstream.stop()
+        for h in helpers:
+            h.stop()
     base = results["plain Envoy"]["per_request"]
     print("| variant | instructions/request | × plain Envoy | Wasm code | V8 stubs | Envoy | libc |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")

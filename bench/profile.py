@@ -24,6 +24,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--sort", default="dso")
+    ap.add_argument("--percent-limit", default="1")
     ap.add_argument("--wasm", help="another build of the filter (experiments)")
     ap.add_argument("--repeat", type=int, default=1, help="measure N times, no perf (CPU/request only)")
     a = ap.parse_args()
@@ -59,7 +60,7 @@ def main():
         perf.wait()
         print(f"{a.variant} {a.size} stream={a.stream}: {res['rps']:.0f} req/s, "
               f"{res['cpu_ms_per_req']:.4f} CPU ms/req, CPU use {res['cpu_util'] * 100:.0f}%")
-        rep = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--sort", a.sort, "--percent-limit", "1"],
+        rep = subprocess.run(["perf", "report", "-i", str(data), "--stdio", "--sort", a.sort, "--percent-limit", a.percent_limit],
                              capture_output=True, text=True)
         print("\n".join(l for l in rep.stdout.splitlines() if l and not l.startswith("#")))
     finally:

@@ -13,7 +13,11 @@ Everything listens on 127.0.0.1. One run starts:
      rewrite, usage, metrics);
   C. LiteLLM proxy (own venv `.bench-venv-litellm/`), same upstream;
   and, in the 4 KB and chunked-stream scenarios, plain Envoy + a Rust proxy-wasm filter that
-  does nothing (`bench/noop-filter`): the floor cost of any Wasm filter.
+  does nothing (`bench/noop-filter`): the floor cost of any Wasm filter;
+* for the 4 KB scenarios of the gateway's other paths (`--extras`): Anthropic translation
+  both ways, streamed and not, and token quotas — local (a second Envoy + llm-gateway with
+  consumers and quota rules) and global (a third one, with Redis and the test suite's rate
+  limit service, `tests/ratelimit_service.py`, on the load generator's CPU).
 
 Then, for each scenario (body size × streaming) and round, it runs the variants one after
 the other (A B C A B C …), each with wrk at a fixed connection count (throughput) and with
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
@@ -48,7 +53,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(HERE))
 
 import harness  # noqa: E402  (the launcher and config helpers the integration tests use)
-from sse_body import CHAT_COMPLETION, openai_sse_events  # noqa: E402
+from sse_body import ANTHROPIC_MESSAGE, CHAT_COMPLETION, anthropic_sse_events, openai_sse_events  # noqa: E402
 
 ENVOY = harness.ENVOY
 LITELLM_VENV = ROOT / ".bench-venv-litellm"
@@ -56,6 +61,15 @@ LITELLM_SPEC = "litellm[proxy]==1.106.2"
 PROXY_CPU = "0"
 LOADGEN_CPU = "1"
 UPSTREAM_MODEL = "gpt-4o-mini"
+ANTHROPIC_MODEL = "claude-haiku-4-5"
+# Provider keys the gateway adds upstream (as in any real deployment); never a real key.
+UPSTREAM_KEY = "sk-bench-upstream"
+# The client's key: a consumer's virtual key in the quota scenarios, ignored otherwise.
+CLIENT_KEY = "sk-client"
+# Each quota rule is far above what a run can use (the largest limit global mode takes: the
+# rate limit protocol counts in uint32): admission always succeeds, and the whole path
+# (identify, reserve every rule, settle from on_log) runs on every request.
+QUOTA_LIMIT = 2 ** 32 - 1
 
 SIZES = {"1KB": 1024, "4KB": 4096, "16KB": 16384, "1MB": 1 << 20}
 VARIANTS = ["envoy", "noop", "gateway", "litellm"]
@@ -64,6 +78,8 @@ LABEL = {"envoy": "plain Envoy", "noop": "Envoy + no-op Wasm filter", "gateway":
 NOOP_WASM = ROOT / "target" / "noop-filter" / "wasm32-wasip1" / "release" / "noop_filter.wasm"
 # The no-op filter (the floor of any Rust proxy-wasm filter) is measured in these scenarios only.
 NOOP_SCENARIOS = {"4KB", "4KB-stream", "chunked"}
+# 4 KB scenarios of the other paths through the gateway (see `extra_scenarios`).
+EXTRAS = ["anthropic", "anthropic-stream", "messages", "quota", "quota-global"]
 
 
 def log(*a):
@@ -93,6 +109,18 @@ def chat_body(size: int, model: str, stream: bool) -> bytes:
         i += 1
     text = " ".join(words)[:max(0, need)]
     head["messages"][1]["content"] = text
+    out = json.dumps(head, separators=(",", ":")).encode()
+    assert len(out) == size, (len(out), size)
+    return out
+
+
+def messages_body(size: int, model: str) -> bytes:
+    """An Anthropic Messages request of exactly `size` bytes (as the Anthropic SDK sends it)."""
+    head = {"model": model, "max_tokens": 64, "system": "You are a helpful assistant.",
+            "messages": [{"role": "user", "content": ""}], "temperature": 0.2}
+    skeleton = json.dumps(head, separators=(",", ":"))
+    text = (" ".join(_WORDS) + " ") * (size // 40 + 1)
+    head["messages"][0]["content"] = text[:max(0, size - len(skeleton))]
     out = json.dumps(head, separators=(",", ":")).encode()
     assert len(out) == size, (len(out), size)
     return out
@@ -194,6 +222,7 @@ def cpu_seconds(root_pid: int) -> float:
 
 def upstream_envoy_config(port: int, admin: int) -> dict:
     sse = b"".join(openai_sse_events(20)).decode()
+    anthropic_sse = b"".join(anthropic_sse_events(18)).decode()
     json_headers = [{"header": {"key": "content-type", "value": "application/json"}}]
     sse_headers = [{"header": {"key": "content-type", "value": "text/event-stream"}},
                    {"header": {"key": "cache-control", "value": "no-cache"}}]
@@ -226,6 +255,10 @@ def upstream_envoy_config(port: int, admin: int) -> dict:
                         "name": "upstream",
                         "max_direct_response_body_size_bytes": 65536,
                         "virtual_hosts": [{"name": "u", "domains": ["*"], "routes": [
+                            # Anthropic-shaped answers by path (the gateway's and LiteLLM's
+                            # Anthropic providers, plain Envoy's rewritten routes).
+                            {"match": {"prefix": "/anthropic-stream/"}, **direct(anthropic_sse, sse_headers)},
+                            {"match": {"prefix": "/anthropic/"}, **direct(ANTHROPIC_MESSAGE, json_headers)},
                             {"match": {"prefix": "/", "headers": [{"name": "x-bench-stream", "present_match": True}]},
                              **direct(sse, sse_headers)},
                             {"match": {"prefix": "/stream/"}, **direct(sse, sse_headers)},
@@ -252,27 +285,54 @@ def _strip_for_bench(cfg: dict, admin: int, port: int, upstream: int, chunked: i
     return hcm
 
 
-def gateway_config(admin: int, port: int, upstream: int, chunked: int) -> dict:
-    """The shipped envoy/envoy.yaml (as tests/harness.py loads it) with bench providers."""
+def gateway_config(admin: int, port: int, upstream: int, chunked: int, quota: str | None = None,
+                   rls: int | None = None, rls_timeout_ms: int = 500) -> dict:
+    """The shipped envoy/envoy.yaml (as tests/harness.py loads it) with bench providers.
+
+    `quota`: None (no consumers, no quotas), "local" (a consumer identified by its virtual
+    key and two token-quota rules in Envoy's shared data) or "global" (the same rules in
+    the rate limit service on 127.0.0.1:`rls`)."""
     cfg = harness.shipped_config()
     _strip_for_bench(cfg, admin, port, upstream, chunked)
     wasm = harness._wasm_filter(cfg)
     wasm["vm_config"]["code"]["local"]["filename"] = str(harness.WASM)
-    wasm["vm_config"].pop("environment_variables", None)
+    wasm["vm_config"]["environment_variables"] = {"key_values": {"BENCH_PROVIDER_KEY": UPSTREAM_KEY}}
+
+    def provider(name: str, kind: str, cluster: str, prefix: str) -> dict:
+        return {"name": name, "type": kind, "cluster": cluster, "path_prefix": prefix,
+                "api_key_env": "BENCH_PROVIDER_KEY"}
     plugin = {
         "providers": [
-            {"name": "bench", "type": "openai", "cluster": "bench", "path_prefix": "/v1"},
-            {"name": "bench-stream", "type": "openai", "cluster": "bench", "path_prefix": "/stream/v1"},
-            {"name": "chunked", "type": "openai", "cluster": "chunked", "path_prefix": "/v1"},
+            provider("bench", "openai", "bench", "/v1"),
+            provider("bench-stream", "openai", "bench", "/stream/v1"),
+            provider("chunked", "openai", "chunked", "/v1"),
+            provider("bench-anthropic", "anthropic", "bench", "/anthropic/v1"),
+            provider("bench-anthropic-stream", "anthropic", "bench", "/anthropic-stream/v1"),
         ],
         "models": [
             # Aliases: the body's model is rewritten (a different length, so the body is spliced).
             {"match": "m", "provider": "bench", "upstream_model": UPSTREAM_MODEL},
             {"match": "m-stream", "provider": "bench-stream", "upstream_model": UPSTREAM_MODEL},
             {"match": "m-chunked", "provider": "chunked", "upstream_model": UPSTREAM_MODEL},
+            # OpenAI clients of an Anthropic provider: translated both ways.
+            {"match": "c", "provider": "bench-anthropic", "upstream_model": ANTHROPIC_MODEL},
+            {"match": "c-stream", "provider": "bench-anthropic-stream", "upstream_model": ANTHROPIC_MODEL},
         ],
         "max_request_bytes": 8388608,
     }
+    if quota:
+        plugin["consumers"] = [{"name": "bench-client",
+                                "key_sha256": hashlib.sha256(CLIENT_KEY.encode()).hexdigest()}]
+        plugin["quotas"] = {"rules": [
+            {"name": "per-consumer-day", "limit": QUOTA_LIMIT, "window": "day", "group_by": ["consumer"]},
+            {"name": "per-model-minute", "limit": QUOTA_LIMIT, "window": "minute", "group_by": ["model"]},
+        ]}
+    if quota == "global":
+        plugin["quotas"]["mode"] = "global"
+        # deny: a rate limit service that fails shows as errors, never as a fast run.
+        plugin["quotas"]["global"] = {"cluster": "ratelimit", "domain": "llm-gateway", "timeout_ms": rls_timeout_ms,
+                                      "failure_mode": "deny"}
+        cfg["static_resources"]["clusters"].append(harness.grpc_cluster("ratelimit", rls))
     wasm["configuration"]["value"] = json.dumps(plugin)
     return cfg
 
@@ -285,6 +345,11 @@ def plain_config(admin: int, port: int, upstream: int, chunked: int) -> dict:
     hcm["route_config"] = {"name": "plain", "virtual_hosts": [{"name": "plain", "domains": ["*"], "routes": [
         {"match": {"prefix": "/", "headers": [{"name": "x-bench-upstream", "string_match": {"exact": "chunked"}}]},
          "route": {"cluster": "chunked", "timeout": "600s"}},
+        # The translation scenarios: plain Envoy cannot translate, so it fetches the answer
+        # its client expects (Anthropic-shaped) by path; the same upstream, the same bytes.
+        *({"match": {"prefix": "/", "headers": [{"name": "x-bench-api", "string_match": {"exact": api}}]},
+           "route": {"cluster": "bench", "timeout": "600s", "prefix_rewrite": f"/{api}/"}}
+          for api in ("anthropic", "anthropic-stream")),
         {"match": {"prefix": "/"}, "route": {"cluster": "bench", "timeout": "600s"}},
     ]}]}
     return cfg
@@ -346,19 +411,25 @@ def ensure_litellm(skip_install: bool) -> tuple[Path | None, str]:
 
 
 def start_litellm(exe: Path, port: int, upstream: int, chunked: int, workdir: Path, key: str) -> Proc:
-    def model(name: str, base: str) -> dict:
-        return {"model_name": name, "litellm_params": {"model": f"openai/{UPSTREAM_MODEL}", "api_base": base,
-                                                       "api_key": "sk-bench-upstream"}}
+    def model(name: str, base: str, upstream_model: str = f"openai/{UPSTREAM_MODEL}") -> dict:
+        return {"model_name": name, "litellm_params": {"model": upstream_model, "api_base": base,
+                                                       "api_key": UPSTREAM_KEY}}
     cfg = {
         "model_list": [model("m", f"http://127.0.0.1:{upstream}/v1"),
                        model("m-stream", f"http://127.0.0.1:{upstream}/stream/v1"),
-                       model("m-chunked", f"http://127.0.0.1:{chunked}/v1")],
+                       model("m-chunked", f"http://127.0.0.1:{chunked}/v1"),
+                       model("c", f"http://127.0.0.1:{upstream}/anthropic", f"anthropic/{ANTHROPIC_MODEL}"),
+                       model("c-stream", f"http://127.0.0.1:{upstream}/anthropic-stream",
+                             f"anthropic/{ANTHROPIC_MODEL}")],
         "litellm_settings": {"callbacks": [], "num_retries": 0, "telemetry": False},
     }
     path = workdir / "litellm.yaml"
     path.write_text(json.dumps(cfg))  # JSON is YAML
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env.update({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MASTER_KEY": key, "LITELLM_LOG": "ERROR"})
+    env.update({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_MASTER_KEY": key, "LITELLM_LOG": "ERROR",
+                # /v1/messages to an OpenAI model: call chat/completions (as the gateway does),
+                # not the Responses API, which the bench upstream does not serve.
+                "LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES": "True"})
     p = Proc("litellm", [str(exe), "--config", str(path), "--host", "127.0.0.1", "--port", str(port)],
              workdir, env=env, cpu=PROXY_CPU)
     if not wait_http(port, "/health/liveliness", 90, p.proc):
@@ -369,12 +440,13 @@ def start_litellm(exe: Path, port: int, upstream: int, chunked: int, workdir: Pa
 
 # --------------------------------------------------------------------------- load
 
-def wrk(port: int, body_file: Path, headers: dict, connections: int, seconds: float) -> dict:
+def wrk(port: int, body_file: Path, headers: dict, connections: int, seconds: float,
+        path: str = "/v1/chat/completions") -> dict:
     env = os.environ.copy()
     env["BENCH_BODY"] = str(body_file)
     env["BENCH_HEADERS"] = "\n".join(f"{k}: {v}" for k, v in headers.items())
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(HERE / "post.lua"),
-            f"http://127.0.0.1:{port}/v1/chat/completions"]
+            f"http://127.0.0.1:{port}{path}"]
     if shutil.which("taskset"):
         argv = ["taskset", "-c", LOADGEN_CPU] + argv
     r = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=seconds + 60)
@@ -384,14 +456,16 @@ def wrk(port: int, body_file: Path, headers: dict, connections: int, seconds: fl
     raise RuntimeError(f"wrk gave no result: {r.stdout[-400:]} {r.stderr[-400:]}")
 
 
-def measure(target: Proc, port: int, body_file: Path, headers: dict, connections: int, seconds: float) -> dict:
+def measure(target: Proc, port: int, body_file: Path, headers: dict, connections: int, seconds: float,
+            path: str = "/v1/chat/completions") -> dict:
     before = cpu_seconds(target.pid)
-    res = wrk(port, body_file, headers, connections, seconds)
+    res = wrk(port, body_file, headers, connections, seconds, path)
     cpu = cpu_seconds(target.pid) - before
     errors = sum(res[k] for k in ("connect", "read", "write", "status", "timeout"))
     secs = res["duration_us"] / 1e6
     return {
         "requests": res["requests"], "errors": errors, "rps": res["requests"] / secs,
+        "error_kinds": {k: res[k] for k in ("connect", "read", "write", "status", "timeout") if res[k]},
         "p50_us": res["p50_us"] if res["requests"] else None,
         "p99_us": res["p99_us"] if res["requests"] else None, "mean_us": res["mean_us"],
         "cpu_s": cpu, "cpu_util": cpu / secs,
@@ -505,6 +579,9 @@ def summarise(results: list[dict], variants: list[str], scenarios: list[dict]) -
                 "cpu_ms": med([t["cpu_ms_per_req"] for t in tp]),
                 "cpu_util": med([t["cpu_util"] for t in tp]),
                 "errors": sum(t["errors"] for t in tp + lat),
+                "error_kinds": {k: sum(t.get("error_kinds", {}).get(k, 0) for t in tp + lat)
+                                for k in ("connect", "read", "write", "status", "timeout")
+                                if any(t.get("error_kinds", {}).get(k) for t in tp + lat)},
                 "rounds": len(rows),
             }
     return out
@@ -546,6 +623,34 @@ def write_report(path: Path, meta: dict, summary: dict, scenarios: list[dict], v
       "streaming requests add `\"stream\":true` (the gateway then also injects "
       "`stream_options.include_usage` and removes the usage chunk from what the client sees). "
       "No access log in either Envoy.")
+    extras = meta.get("extras") or []
+    if extras:
+        w("* Other paths through the gateway, 4 KB requests (`--extras`; each row's plain Envoy fetches the "
+          "same upstream answer its client expects, untranslated):")
+        notes = {
+            "anthropic": "OpenAI chat request to an Anthropic provider: the gateway translates the request to "
+                         "Messages and the answer back (`→ Anthropic`; LiteLLM with `anthropic/` models does the same);",
+            "anthropic-stream": "the same, streamed: Anthropic SSE events (24) translated to OpenAI chunks;",
+            "messages": "Anthropic Messages request (`POST /v1/messages`, `anthropic-version`) to an OpenAI provider, "
+                        "translated both ways (LiteLLM's `/v1/messages` does the same);",
+            "quota": "local token quotas: a consumer identified by its virtual key (SHA-256), two rules "
+                     "(per consumer per day, per model per minute) reserved in Envoy's shared data at admission and "
+                     "settled from the usage when the request ends, `x-ratelimit-*` answer headers, quota metrics. "
+                     "Limits are never reached, so every request takes the whole path. LiteLLM is not measured here: "
+                     "its per-key limits need its Postgres database;",
+            "quota-global": "the same rules in global mode: one `ShouldRateLimit` gRPC call per request to a rate "
+                            "limit service before it goes upstream, one more to settle. The service is the test "
+                            "suite's (`tests/ratelimit_service.py`, Python gRPC over Redis, pinned to CPU "
+                            f"{LOADGEN_CPU} with wrk), so throughput and latency here are bounded by it; the "
+                            "gateway's CPU per request is the figure that carries over to Limitador or "
+                            "envoyproxy/ratelimit.",
+        }
+        for e in extras:
+            w(f"  * `4KB-{e}`: {notes.get(e, '')}")
+    w("* Providers carry an API key (`api_key_env`), so the gateway writes the provider's auth header as in "
+      "any deployment.")
+    if meta.get("skipped"):
+        w(f"* {meta['skipped']}")
     if litellm_note:
         w(f"* **LiteLLM is missing from this run**: {litellm_note}")
     w("")
@@ -571,7 +676,8 @@ def write_report(path: Path, meta: dict, summary: dict, scenarios: list[dict], v
             if not s:
                 continue
             added = (s["p50_1_us"] - base["p50_1_us"]) if base and v != "envoy" and s["p50_1_us"] else None
-            err = f" ⚠ {s['errors']} errors" if s["errors"] else ""
+            kinds = ", ".join(f"{n} {k}" for k, n in s.get("error_kinds", {}).items())
+            err = f" ⚠ {s['errors']} errors ({kinds})" if s["errors"] else ""
             w(f"| {sc['title']} | {LABEL[v]}{err} | {fmt(s['rps'])} | {ratio(s['rps'], base and base['rps'])} "
               f"| {ms(s['p50_us'], 2)} | {ms(s['p99_us'], 2)} | {ms(s['p50_1_us'], 3)} | {ms(s['p99_1_us'], 3)} "
               f"| {fmt(added, 0, ' µs') if added is not None else ''} "
@@ -715,6 +821,74 @@ def human_ns(ns: float) -> str:
     return f"{ns:.0f} ns"
 
 
+# --------------------------------------------------------------------------- scenarios
+
+def scenario_list(sizes: list[str], extras: list[str], chunked: bool) -> list[dict]:
+    """Every scenario of a run, in the order they are measured."""
+    scenarios = []
+    for name in sizes:
+        size = SIZES[name]
+        scenarios.append({"name": name, "title": f"{name} chat", "model": "m", "stream": False, "size": size,
+                          "headers": {}})
+        scenarios.append({"name": f"{name}-stream", "title": f"{name} chat, stream", "model": "m-stream",
+                          "stream": True, "size": size, "headers": {"x-bench-stream": "1"}})
+    scenarios.extend(extra_scenarios(extras))
+    if chunked:
+        scenarios.append({"name": "chunked", "title": "1KB chat, stream (chunked, 24 events)",
+                          "model": "m-chunked", "stream": True, "size": 1024,
+                          "headers": {"x-bench-upstream": "chunked"}})
+    return scenarios
+
+
+def extra_scenarios(names: list[str]) -> list[dict]:
+    """4 KB requests down the gateway's other paths. `gateway` names the Envoy + llm-gateway
+    process that serves it, `plain_headers` what plain Envoy (and the no-op filter) get
+    instead to fetch the same answer, `litellm` whether LiteLLM can do the same job."""
+    size, chat = SIZES["4KB"], "/v1/chat/completions"
+    table = {
+        "anthropic": {"title": "4KB chat → Anthropic (translated)", "path": chat, "body": chat_body(size, "c", False),
+                      "plain_headers": {"x-bench-api": "anthropic"}},
+        "anthropic-stream": {"title": "4KB chat, stream → Anthropic (translated)", "path": chat,
+                             "body": chat_body(size, "c-stream", True), "stream": True,
+                             "plain_headers": {"x-bench-api": "anthropic-stream"}},
+        "messages": {"title": "4KB Anthropic messages → OpenAI (translated)", "path": "/v1/messages",
+                     "body": messages_body(size, "m"), "headers": {"anthropic-version": "2023-06-01"},
+                     "plain_headers": {"x-bench-api": "anthropic"}},
+        "quota": {"title": "4KB chat, local token quota", "path": chat, "body": chat_body(size, "m", False),
+                  "gateway": "gateway-quota", "litellm": False},
+        "quota-global": {"title": "4KB chat, global token quota (RLS)", "path": chat,
+                         "body": chat_body(size, "m", False), "gateway": "gateway-global", "litellm": False},
+    }
+    out = []
+    for n in names:
+        if n not in table:
+            sys.exit(f"unknown --extras scenario {n!r}; known: {', '.join(EXTRAS)}")
+        out.append({"name": f"4KB-{n}", "size": size, "headers": {}, **table[n]})
+    return out
+
+
+def start_rate_limit_service(workdir: Path) -> tuple[list, int]:
+    """Redis and the tests' rate limit service (tests/ratelimit_service.py), on CPU 1."""
+    from ratelimit_service import RedisServer
+    redis = RedisServer()
+    subprocess.run(["taskset", "-a", "-p", "-c", LOADGEN_CPU, str(redis.proc.pid)], capture_output=True)
+    port = free_port()
+    rls = Proc("ratelimit", [sys.executable, str(ROOT / "tests" / "ratelimit_service.py"),
+                             "--redis-port", str(redis.port), "--port", str(port)], workdir, cpu=LOADGEN_CPU)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return [rls, redis], port
+        except OSError:
+            if not rls.alive():
+                break
+            time.sleep(0.1)
+    rls.stop()
+    redis.stop()
+    raise RuntimeError(f"the rate limit service did not start:\n{rls.tail()}")
+
+
 # --------------------------------------------------------------------------- main
 
 def main():
@@ -724,12 +898,20 @@ def main():
     ap.add_argument("--single-seconds", type=float, default=2, help="one-connection latency run length")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--sizes", default="1KB,4KB,16KB,1MB")
+    ap.add_argument("--extras", default=",".join(EXTRAS),
+                    help="4 KB scenarios beyond plain routing: " + ", ".join(EXTRAS) + " ('' for none)")
+    ap.add_argument("--no-chunked", action="store_true", help="skip the chunked-stream scenario and first-byte probe")
     ap.add_argument("--no-litellm", action="store_true", help="measure the Envoy variants only")
     ap.add_argument("--no-litellm-install", action="store_true")
     ap.add_argument("--no-micro", action="store_true")
     ap.add_argument("--quick", action="store_true", help="1 round, short runs (development)")
     ap.add_argument("--out", default=str(HERE / "results.md"))
+    ap.add_argument("--from-json", metavar="RESULTS_JSON",
+                    help="measure nothing: write the report again from a run's raw numbers")
     a = ap.parse_args()
+    if a.from_json:
+        rerender(Path(a.from_json), Path(a.out))
+        return
     if a.quick:
         a.rounds, a.seconds, a.single_seconds = 1, 2, 1
 
@@ -745,8 +927,9 @@ def main():
             "probe_gap_ms": 50, "probe_n": 15, "commands": []}
 
     up_port, up_admin, ch_port = free_port(), free_port(), free_port()
-    ports = {v: free_port() for v in VARIANTS}
-    admins = {"envoy": free_port(), "gateway": free_port(), "noop": free_port()}
+    ports = {v: free_port() for v in VARIANTS + ["gateway-quota", "gateway-global"]}
+    admins = {v: free_port() for v in ["envoy", "gateway", "noop", "gateway-quota", "gateway-global"]}
+    extras = [e for e in a.extras.split(",") if e]
     procs: dict[str, Proc] = {}
     litellm_note = ""
     key = "sk-" + secrets.token_hex(16)
@@ -759,6 +942,25 @@ def main():
                                      ports["envoy"], admins["envoy"], workdir, PROXY_CPU)
         procs["gateway"] = start_envoy("gateway", gateway_config(admins["gateway"], ports["gateway"], up_port, ch_port),
                                        ports["gateway"], admins["gateway"], workdir, PROXY_CPU)
+        if "quota" in extras:
+            procs["gateway-quota"] = start_envoy(
+                "gateway-quota", gateway_config(admins["gateway-quota"], ports["gateway-quota"], up_port, ch_port,
+                                                quota="local"),
+                ports["gateway-quota"], admins["gateway-quota"], workdir, PROXY_CPU)
+        if "quota-global" in extras:
+            try:
+                helpers, rls_port = start_rate_limit_service(workdir)
+            except RuntimeError as e:
+                log(f"quota-global skipped: {e}")
+                extras.remove("quota-global")
+                meta["skipped"] = f"global-quota scenario skipped: {str(e)[-300:]}"
+            else:
+                for i, h in enumerate(helpers):
+                    procs[f"rls-{i}"] = h
+                procs["gateway-global"] = start_envoy(
+                    "gateway-global", gateway_config(admins["gateway-global"], ports["gateway-global"], up_port,
+                                                     ch_port, quota="global", rls=rls_port),
+                    ports["gateway-global"], admins["gateway-global"], workdir, PROXY_CPU)
         variants = ["envoy", "gateway"]
         noop_note = ensure_noop()
         if noop_note:
@@ -797,63 +999,72 @@ def main():
             "-s bench/post.lua http://127.0.0.1:PORT/v1/chat/completions",
         ]
 
-        scenarios = []
-        for name in a.sizes.split(","):
-            size = SIZES[name]
-            scenarios.append({"name": name, "title": f"{name} chat", "model": "m", "stream": False, "size": size,
-                              "headers": {}})
-            scenarios.append({"name": f"{name}-stream", "title": f"{name} chat, stream", "model": "m-stream",
-                              "stream": True, "size": size, "headers": {"x-bench-stream": "1"}})
-        scenarios.append({"name": "chunked", "title": "1KB chat, stream (chunked, 24 events)", "model": "m-chunked",
-                          "stream": True, "size": 1024, "headers": {"x-bench-upstream": "chunked"}})
+        scenarios = scenario_list(a.sizes.split(","), extras, not a.no_chunked)
         meta["scenario_names"] = [s["name"] for s in scenarios]
+        meta["extras"] = extras
         for sc in scenarios:
             f = workdir / f"body-{sc['name']}.json"
-            f.write_bytes(chat_body(sc["size"], sc["model"], sc["stream"]))
+            f.write_bytes(sc.get("body") or chat_body(sc["size"], sc["model"], sc["stream"]))
             sc["file"] = f
+            sc.setdefault("path", "/v1/chat/completions")
 
         def runs(sc):
-            return [v for v in variants if v != "noop" or sc["name"] in NOOP_SCENARIOS]
+            return [v for v in variants if (v != "noop" or sc["name"] in NOOP_SCENARIOS)
+                    and (v != "litellm" or sc.get("litellm", True))]
+
+        def proc_of(v, sc):
+            """The process (and port) that serves variant `v` in scenario `sc`."""
+            return sc.get("gateway", "gateway") if v == "gateway" else v
 
         def headers_for(v, sc):
             h = dict(sc["headers"])
-            h["Authorization"] = f"Bearer {key}" if v == "litellm" else "Bearer sk-client"
+            if v in ("envoy", "noop"):
+                h.update(sc.get("plain_headers", {}))
+            h["Authorization"] = f"Bearer {key}" if v == "litellm" else f"Bearer {CLIENT_KEY}"
             return h
 
         # Sanity: every variant answers every scenario with 200 before measuring.
         for sc in scenarios:
             for v in runs(sc):
-                status, _, body = harness.request("POST", ports[v], "/v1/chat/completions", sc["file"].read_bytes(),
+                status, _, body = harness.request("POST", ports[proc_of(v, sc)], sc["path"], sc["file"].read_bytes(),
                                                   {"content-type": "application/json", **headers_for(v, sc)})
-                if status != 200:
+                # Some proxies answer errors with 200 (LiteLLM's /v1/messages did): read the body too.
+                answer = {} if sc.get("stream") or b"data:" in body[:64] else json.loads(body)
+                if status != 200 or "error" in answer:
                     raise RuntimeError(f"{v} {sc['name']}: {status} {body[:300]!r}")
         log("all variants answer; warming up")
         for sc in scenarios:
             for v in runs(sc):
-                wrk(ports[v], sc["file"], headers_for(v, sc), a.connections, 1)
+                wrk(ports[proc_of(v, sc)], sc["file"], headers_for(v, sc), a.connections, 1, sc["path"])
 
         results = []
         for rnd in range(a.rounds):
             for sc in scenarios:
                 for v in runs(sc):
-                    load = measure(procs[v], ports[v], sc["file"], headers_for(v, sc), a.connections, a.seconds)
-                    single = measure(procs[v], ports[v], sc["file"], headers_for(v, sc), 1, a.single_seconds)
+                    pk = proc_of(v, sc)
+                    load = measure(procs[pk], ports[pk], sc["file"], headers_for(v, sc), a.connections, a.seconds,
+                                   sc["path"])
+                    single = measure(procs[pk], ports[pk], sc["file"], headers_for(v, sc), 1, a.single_seconds,
+                                     sc["path"])
                     results.append({"round": rnd, "scenario": sc["name"], "variant": v, "load": load,
                                     "single": single})
                     log(f"round {rnd + 1}/{a.rounds} {sc['name']:>11} {v:>8}: {load['rps']:9.0f} req/s "
                         f"p50 {load['p50_us'] or 0:7d} µs  @1 p50 {single['p50_us'] or 0:7d} µs  "
                         f"cpu {load['cpu_ms_per_req'] or 0:.4f} ms/req  err {load['errors'] + single['errors']}")
 
-        log("first-byte probe")
-        probe_body = chat_body(1024, "m-chunked", True)
-        samples = {v: [] for v in variants}
-        for _ in range(meta["probe_n"]):
-            for v in variants:
-                samples[v].append(first_byte_probe(ports[v], probe_body,
-                                                   {**headers_for(v, scenarios[-1]), "x-bench-upstream": "chunked"},
-                                                   meta["probe_gap_ms"]))
-        probes = {v: {k: med([x[k] for x in xs]) for k in ("ttfb_ms", "total_ms", "chunks")}
-                  for v, xs in samples.items()}
+        probes = {}
+        chunked = [sc for sc in scenarios if sc["name"] == "chunked"]
+        if chunked:
+            log("first-byte probe")
+            probe_body = chat_body(1024, "m-chunked", True)
+            samples = {v: [] for v in variants}
+            for _ in range(meta["probe_n"]):
+                for v in variants:
+                    samples[v].append(first_byte_probe(ports[v], probe_body,
+                                                       {**headers_for(v, chunked[0]), "x-bench-upstream": "chunked"},
+                                                       meta["probe_gap_ms"]))
+            probes = {v: {k: med([x[k] for x in xs]) for k in ("ttfb_ms", "total_ms", "chunks")}
+                      for v, xs in samples.items()}
     finally:
         for p in procs.values():
             p.stop()
@@ -861,8 +1072,16 @@ def main():
     micro = [] if a.no_micro else run_micro(workdir, a.quick)
     meta["load_end"] = loadavg()
     meta["elapsed_s"] = round(time.time() - t_start)
-    summary = summarise(results, variants, scenarios)
     out = Path(a.out)
+    text = render(out, meta, results, variants, scenarios, probes, micro, litellm_note)
+    log(f"wrote {out} ({meta['elapsed_s']} s)")
+    print(text)
+
+
+def render(out: Path, meta: dict, results: list[dict], variants: list[str], scenarios: list[dict], probes: dict,
+           micro: list[dict], litellm_note: str) -> str:
+    """Writes the Markdown report to `out` and the raw numbers next to it (.json)."""
+    summary = summarise(results, variants, scenarios)
     write_report(out, meta, summary, scenarios, variants, probes, micro, litellm_note)
     text = out.read_text().replace("<!-- GOALS -->", goals_section(summary, probes, meta))
     out.write_text(text)
@@ -870,8 +1089,21 @@ def main():
            "litellm_note": litellm_note,
            "summary": [{"scenario": k[0], "variant": k[1], **v} for k, v in summary.items()]}
     out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=str))
-    log(f"wrote {out} ({meta['elapsed_s']} s)")
-    print(text)
+    return text
+
+
+def rerender(raw_path: Path, out: Path):
+    """`--from-json`: the report again from a run's raw numbers (after the prose or
+    bench/analysis.md changed), without measuring anything."""
+    raw = json.loads(raw_path.read_text())
+    meta, results = raw["meta"], raw["results"]
+    known = {sc["name"]: sc for sc in scenario_list(list(SIZES), EXTRAS, True)}
+    scenarios = [known[n] for n in meta["scenario_names"] if n in known]
+    meta.setdefault("extras", [sc["name"][4:] for sc in scenarios if sc["name"][4:] in EXTRAS])
+    variants = [v for v in VARIANTS if any(r["variant"] == v for r in results)]
+    render(out, meta, results, variants, scenarios, raw.get("probes") or {}, raw.get("micro") or [],
+           raw.get("litellm_note") or "")
+    log(f"wrote {out} from {raw_path}")
 
 
 if __name__ == "__main__":

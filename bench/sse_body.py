@@ -42,3 +42,42 @@ def openai_sse_events(pieces: int = 20) -> list[bytes]:
                                       "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}}))
     out.append(b"data: [DONE]\n\n")
     return out
+
+
+# --------------------------------------------------------------------------- Anthropic
+
+ANTHROPIC_MESSAGE = json.dumps({
+    "id": "msg_01Bench000000000000000000", "type": "message", "role": "assistant",
+    "model": "claude-haiku-4-5-20251001",
+    "content": [{"type": "text", "text": "The quick brown fox jumps over the lazy dog. " * 4}],
+    "stop_reason": "end_turn", "stop_sequence": None,
+    "usage": {"input_tokens": 1200, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+              "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+              "output_tokens": 48, "service_tier": "standard"},
+}, separators=(",", ":"))
+
+
+def anthropic_sse_events(pieces: int = 20) -> list[bytes]:
+    """An Anthropic Messages stream as the API sends it: message_start, ping, one text block
+    of `pieces` deltas, message_delta (usage) and message_stop — 24 events for 18 pieces."""
+    def ev(name: str, obj) -> bytes:
+        return f"event: {name}\ndata: {json.dumps(obj, separators=(',', ':'))}\n\n".encode()
+
+    words = "The quick brown fox jumps over the lazy dog while benchmarks run".split()
+    out = [ev("message_start", {"type": "message_start", "message": {
+        "id": "msg_01Bench000000000000000000", "type": "message", "role": "assistant",
+        "model": "claude-haiku-4-5-20251001", "content": [], "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": 1200, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                  "output_tokens": 1, "service_tier": "standard"}}}),
+        ev("ping", {"type": "ping"}),
+        ev("content_block_start", {"type": "content_block_start", "index": 0,
+                                   "content_block": {"type": "text", "text": ""}})]
+    for i in range(pieces):
+        out.append(ev("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                              "delta": {"type": "text_delta", "text": " " + words[i % len(words)]}}))
+    out.append(ev("content_block_stop", {"type": "content_block_stop", "index": 0}))
+    out.append(ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn",
+                                                                       "stop_sequence": None},
+                                    "usage": {"output_tokens": pieces}}))
+    out.append(ev("message_stop", {"type": "message_stop"}))
+    return out

@@ -17,7 +17,7 @@ use llm_gateway::gateway::RequestFlow;
 use llm_gateway::gateway::Worker;
 use llm_gateway::host::SharedStore;
 use llm_gateway::host::{BodyHost, Host, MetricKind};
-use llm_gateway::quota::local::CasMismatch;
+use llm_gateway::quota::local::mem::MemStore;
 use llm_gateway::request::{self, Rewrite};
 use llm_gateway::response::{ResponsePlan, ResponseTap};
 use llm_gateway::sse::SseParser;
@@ -37,6 +37,18 @@ const CONFIG: &str = r#"{
     ]
 }"#;
 
+/// `CONFIG` plus a consumer (virtual key `sk-client`) and two token-quota rules, as
+/// `make bench`'s quota scenario configures them.
+const QUOTA_CONFIG: &str = r#"{
+    "providers": [{"name": "bench", "type": "openai", "cluster": "bench", "path_prefix": "/v1"}],
+    "models": [{"match": "m", "provider": "bench", "upstream_model": "gpt-4o-mini"}],
+    "consumers": [{"name": "bench-client", "key_sha256": "9317152c7ce9662afd2deb4078472692a4d84040d09f9c3d2b2d3688f057c7de"}],
+    "quotas": {"rules": [
+        {"name": "per-consumer-day", "limit": 4294967295, "window": "day", "group_by": ["consumer"]},
+        {"name": "per-model-minute", "limit": 4294967295, "window": "minute", "group_by": ["model"]}
+    ]}
+}"#;
+
 const SIZES: &[(&str, usize)] = &[
     ("1KB", 1024),
     ("4KB", 4096),
@@ -48,6 +60,10 @@ const CHAT_COMPLETION: &[u8] = br#"{"id":"chatcmpl-bench","object":"chat.complet
 
 fn config() -> Config {
     Config::parse(CONFIG.as_bytes(), &|_: &str| None).expect("bench config")
+}
+
+fn quota_config() -> Config {
+    Config::parse(QUOTA_CONFIG.as_bytes(), &|_: &str| None).expect("bench quota config")
 }
 
 /// A chat request of exactly `size` bytes (as bench/run.py builds them).
@@ -306,19 +322,22 @@ fn bench_anthropic(c: &mut Criterion) {
 }
 
 /// A host that stores nothing and answers from fixed data: the flow's own cost.
+/// Shared data (quota counters) lives in an in-memory store like Envoy's.
 struct NullHost {
     body: Rc<Vec<u8>>,
     chunk: Option<Rc<Vec<u8>>>,
     stream: bool,
+    store: MemStore,
 }
 
-/// Quotas are not configured in these benchmarks: the store is never used.
-impl SharedStore for NullHost {
-    fn get(&self, _: &str) -> (Option<Vec<u8>>, Option<u32>) {
-        (None, None)
-    }
-    fn set(&mut self, _: &str, _: &[u8], _: Option<u32>) -> Result<(), CasMismatch> {
-        Ok(())
+impl NullHost {
+    fn new(body: &Rc<Vec<u8>>, stream: bool) -> Self {
+        NullHost {
+            body: Rc::clone(body),
+            chunk: None,
+            stream,
+            store: MemStore::default(),
+        }
     }
 }
 
@@ -328,6 +347,7 @@ impl Host for NullHost {
             ":path" => Some("/v1/chat/completions".into()),
             ":method" => Some("POST".into()),
             "content-length" => Some(self.body.len().to_string()),
+            "authorization" => Some("Bearer sk-client".into()),
             _ => None,
         }
     }
@@ -358,7 +378,7 @@ impl Host for NullHost {
         None
     }
     fn shared_data(&mut self) -> &mut dyn SharedStore {
-        self
+        &mut self.store
     }
     fn dispatch_grpc(&mut self, _: &str, _: &str, _: &str, _: &[u8], _: u64) -> Option<u32> {
         None
@@ -399,11 +419,8 @@ fn bench_flow(c: &mut Criterion) {
         g.throughput(Throughput::Bytes(size as u64));
         g.bench_function(BenchmarkId::new("request_json_response", name), |b| {
             b.iter(|| {
-                let mut host = NullHost {
-                    body: Rc::clone(&body),
-                    chunk: Some(Rc::clone(&resp)),
-                    stream: false,
-                };
+                let mut host = NullHost::new(&body, false);
+                host.chunk = Some(Rc::clone(&resp));
                 let mut f = RequestFlow::new(Rc::clone(&cfg), Rc::clone(&metrics));
                 f.on_request_headers(&mut host, false);
                 f.on_request_body(&mut host, body.len(), true);
@@ -418,11 +435,7 @@ fn bench_flow(c: &mut Criterion) {
     g.throughput(Throughput::Elements(events.len() as u64));
     g.bench_function("stream_1KB_one_chunk_per_event", |b| {
         b.iter(|| {
-            let mut host = NullHost {
-                body: Rc::clone(&body),
-                chunk: None,
-                stream: true,
-            };
+            let mut host = NullHost::new(&body, true);
             let mut f = RequestFlow::new(Rc::clone(&cfg), Rc::clone(&metrics));
             f.on_request_headers(&mut host, false);
             f.on_request_body(&mut host, body.len(), true);
@@ -450,20 +463,40 @@ criterion_group!(
 /// the criterion benchmarks: a deterministic native driver for `valgrind --tool=callgrind`
 /// (instruction counts do not depend on the machine's load, timings here do). Cases:
 /// `flow<N>k` (an N KiB non-streaming request and its JSON response, e.g. `flow4k`) and
-/// `stream<N>k` (an N KiB streaming request and a 24-chunk answer, e.g. `stream1k`).
+/// `stream<N>k` (an N KiB streaming request and a 24-chunk answer, e.g. `stream1k`) and
+/// `quota<N>k` (`flow<N>k` with a consumer's virtual key and two local quota rules) and
+/// `to_messages<N>k` (the OpenAI → Anthropic request translation of an N KiB request).
 /// Instructions per iteration =
 /// (Ir at 2N − Ir at N) / N.
 fn driver(spec: &str) {
     let (case, n) = spec.split_once(':').unwrap_or((spec, "1000"));
     let n: usize = n.parse().expect("iterations");
-    let cfg = Rc::new(config());
+    if let Some(kib) = case.strip_prefix("to_messages") {
+        // The OpenAI → Anthropic request translation alone.
+        let kib: usize = kib.trim_end_matches('k').parse().expect("to_messages<N>k");
+        let body = chat_body(kib * 1024, false);
+        for _ in 0..n {
+            black_box(
+                tr::chat_request_to_messages(&body, "claude-x", 4096)
+                    .map(|b| b.len())
+                    .ok(),
+            );
+        }
+        return;
+    }
+    let cfg = Rc::new(if case.starts_with("quota") {
+        quota_config()
+    } else {
+        config()
+    });
     let metrics = Rc::new(RefCell::new(Worker::default()));
     let stream = case.starts_with("stream");
+    let mut store = MemStore::default();
     let kib: usize = case
         .trim_start_matches(|c: char| c.is_ascii_alphabetic())
         .trim_end_matches('k')
         .parse()
-        .expect("case: flow<N>k or stream<N>k");
+        .expect("case: flow<N>k, stream<N>k or quota<N>k");
     let body = Rc::new(chat_body(kib * 1024, stream));
     let chunks: Vec<Rc<Vec<u8>>> = if stream {
         openai_events().into_iter().map(Rc::new).collect()
@@ -471,11 +504,9 @@ fn driver(spec: &str) {
         vec![Rc::new(CHAT_COMPLETION.to_vec())]
     };
     for _ in 0..n {
-        let mut host = NullHost {
-            body: Rc::clone(&body),
-            chunk: None,
-            stream,
-        };
+        let mut host = NullHost::new(&body, stream);
+        // The counters outlive the request, as in Envoy's shared data.
+        host.store = std::mem::take(&mut store);
         let mut f = RequestFlow::new(Rc::clone(&cfg), Rc::clone(&metrics));
         f.on_request_headers(&mut host, false);
         f.on_request_body(&mut host, body.len(), true);
@@ -485,6 +516,7 @@ fn driver(spec: &str) {
             f.on_response_body(&mut host, c.len(), i + 1 == chunks.len());
         }
         f.on_log(&mut host);
+        store = std::mem::take(&mut host.store);
     }
 }
 

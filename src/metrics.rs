@@ -40,26 +40,46 @@ pub const LABELS: &[&str] = &[
 /// `other` so a client cycling model names cannot grow Envoy's stats without bound.
 pub const MAX_SERIES: usize = 2000;
 
-/// Makes a label value safe for the `;k=v` encoding and bounded in length.
-pub fn label_value(v: &str) -> String {
-    let mut out = String::new();
-    push_label_value(&mut out, v);
-    out
+/// Longest label value, in characters.
+const MAX_LABEL_CHARS: usize = 80;
+
+fn label_char(c: char) -> char {
+    if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '@') {
+        c
+    } else {
+        '_'
+    }
 }
 
-/// Appends `label_value(v)` to `out`.
-fn push_label_value(out: &mut String, v: &str) {
-    let start = out.len();
-    out.extend(v.chars().take(80).map(|c| {
-        if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/' | '@') {
-            c
-        } else {
-            '_'
+/// A label value made safe for the `;k=v` encoding and bounded in length, written
+/// without allocating (`format_args!("…;rule={}", Label(name))`). Values that are
+/// already safe (the usual case) are written as they are.
+#[derive(Debug, Clone, Copy)]
+pub struct Label<'a>(pub &'a str);
+
+impl fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        if v.is_empty() {
+            return f.write_str("unknown");
         }
-    }));
-    if out.len() == start {
-        out.push_str("unknown");
+        if v.len() <= MAX_LABEL_CHARS && v.chars().all(|c| label_char(c) == c) {
+            return f.write_str(v);
+        }
+        v.chars()
+            .take(MAX_LABEL_CHARS)
+            .try_for_each(|c| f.write_char(label_char(c)))
     }
+}
+
+/// `Label(v)` as a `String`.
+pub fn label_value(v: &str) -> String {
+    Label(v).to_string()
+}
+
+/// Appends `Label(v)` to `out`.
+fn push_label_value(out: &mut String, v: &str) {
+    let _ = write!(out, "{}", Label(v));
 }
 
 pub fn status_class(status: Option<u32>) -> &'static str {
@@ -235,6 +255,15 @@ mod tests {
         );
         assert_eq!(label_value(""), "unknown");
         assert_eq!(label_value(&"x".repeat(500)).len(), 80);
+        // Exactly 80 safe characters pass whole; non-ASCII characters count as one each.
+        assert_eq!(label_value(&"y".repeat(80)), "y".repeat(80));
+        assert_eq!(label_value(&"é".repeat(100)), "_".repeat(80));
+        assert_eq!(label_value("modèle-α"), "mod_le-_");
+        // Written in place, as metric names are built.
+        assert_eq!(
+            format!("m;model={};type={}", Label("a b"), Label("")),
+            "m;model=a_b;type=unknown"
+        );
     }
 
     #[test]

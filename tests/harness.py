@@ -210,6 +210,16 @@ def static_cluster(name: str, port: int) -> dict:
     }
 
 
+def grpc_cluster(name: str, port: int) -> dict:
+    """A cluster on 127.0.0.1 speaking HTTP/2, as gRPC services (the rate limit service) need."""
+    cluster = static_cluster(name, port)
+    cluster["typed_extension_protocol_options"] = {
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {}}}}
+    return cluster
+
+
 class Envoy:
     """The shipped envoy/envoy.yaml with free ports, the built wasm, and optionally another
     plugin configuration and extra clusters (name -> port on 127.0.0.1)."""

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import Envoy, MockProvider, Reply, chat_completion, request
+from harness import Envoy, MockProvider, Reply, chat_completion, grpc_cluster, request
 from ratelimit_service import RateLimitService, RedisServer
 
 PROVIDER_KEY = "sk-provider-quota-test"
@@ -187,15 +187,7 @@ def redis_server():
 
 def rls_cluster(port: int):
     def mutate(cfg):
-        cfg["static_resources"]["clusters"].append({
-            "name": "ratelimit", "type": "STATIC", "connect_timeout": "1s",
-            "typed_extension_protocol_options": {
-                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                    "explicit_http_config": {"http2_protocol_options": {}}}},
-            "load_assignment": {"cluster_name": "ratelimit", "endpoints": [{"lb_endpoints": [
-                {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}]}]},
-        })
+        cfg["static_resources"]["clusters"].append(grpc_cluster("ratelimit", port))
     return mutate
 
 

@@ -325,8 +325,7 @@ pub fn precreate(store: &mut dyn SharedStore, keys: &[String]) {
     }
 }
 
-/// An in-memory `SharedStore` with the host's semantics (tests, and examples).
-#[cfg(test)]
+/// An in-memory `SharedStore` with the host's semantics (tests and benches/hot_paths.rs).
 pub mod mem {
     use super::*;
     use std::collections::HashMap;

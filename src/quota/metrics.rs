@@ -2,7 +2,8 @@
 //! (each new label needs a `stats_tags` entry, see docs/quotas.md).
 
 use super::identity::Caller;
-use crate::metrics::label_value;
+use crate::metrics::Label;
+use std::fmt;
 
 /// Requests a quota rule admitted: `rule`, `consumer`.
 pub const ALLOWED: &str = "llm_gateway_quota_allowed_total";
@@ -21,41 +22,63 @@ pub const LABELS: &[&str] = &["rule", "consumer"];
 /// The `consumer` label: configured consumers and `anonymous` by name; callers named by
 /// a header or a JWT claim that are not configured share `unlisted`, so a stream of
 /// distinct subjects cannot grow Envoy's stats without bound.
-pub fn consumer_label(caller: &Caller) -> String {
+pub fn consumer_label(caller: &Caller) -> Label<'_> {
     if caller.is_listed() {
-        label_value(&caller.name)
+        Label(&caller.name)
     } else {
-        "unlisted".to_string()
+        Label("unlisted")
     }
 }
 
-pub fn allowed(rule: &str, caller: &Caller) -> String {
-    format!(
-        "{ALLOWED};rule={};consumer={}",
-        label_value(rule),
-        consumer_label(caller)
-    )
+/// A metric name with two labels, written straight into the metric-name buffer
+/// (`crate::metrics::Metrics::add`): nothing is allocated per request.
+pub struct Name<'a> {
+    metric: &'static str,
+    labels: [(&'static str, Label<'a>); 2],
+    count: usize,
 }
 
-pub fn limited(rule: &str, caller: &Caller) -> String {
-    format!(
-        "{LIMITED};rule={};consumer={}",
-        label_value(rule),
-        consumer_label(caller)
-    )
+impl fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.metric)?;
+        for (k, v) in self.labels.iter().take(self.count) {
+            write!(f, ";{k}={v}")?;
+        }
+        Ok(())
+    }
+}
+
+pub fn allowed<'a>(rule: &'a str, caller: &'a Caller) -> Name<'a> {
+    Name {
+        metric: ALLOWED,
+        labels: [("rule", Label(rule)), ("consumer", consumer_label(caller))],
+        count: 2,
+    }
+}
+
+pub fn limited<'a>(rule: &'a str, caller: &'a Caller) -> Name<'a> {
+    Name {
+        metric: LIMITED,
+        labels: [("rule", Label(rule)), ("consumer", consumer_label(caller))],
+        count: 2,
+    }
 }
 
 /// `kind`: `input`, `output` or `charged`.
-pub fn consumer_tokens(caller: &Caller, kind: &str) -> String {
-    format!(
-        "{CONSUMER_TOKENS};consumer={};type={}",
-        consumer_label(caller),
-        label_value(kind)
-    )
+pub fn consumer_tokens<'a>(caller: &'a Caller, kind: &'a str) -> Name<'a> {
+    Name {
+        metric: CONSUMER_TOKENS,
+        labels: [("consumer", consumer_label(caller)), ("type", Label(kind))],
+        count: 2,
+    }
 }
 
-pub fn error(reason: &str) -> String {
-    format!("{ERRORS};reason={}", label_value(reason))
+pub fn error(reason: &str) -> Name<'_> {
+    Name {
+        metric: ERRORS,
+        labels: [("reason", Label(reason)), ("", Label(""))],
+        count: 1,
+    }
 }
 
 #[cfg(test)]
@@ -81,17 +104,20 @@ mod tests {
             source: Source::Anonymous,
         };
         assert_eq!(
-            allowed("daily", &listed),
+            allowed("daily", &listed).to_string(),
             "llm_gateway_quota_allowed_total;rule=daily;consumer=team_a"
         );
         assert_eq!(
-            limited("d;x", &jwt),
+            limited("d;x", &jwt).to_string(),
             "llm_gateway_quota_limited_total;rule=d_x;consumer=unlisted"
         );
         assert_eq!(
-            consumer_tokens(&anon, "input"),
+            consumer_tokens(&anon, "input").to_string(),
             "llm_gateway_consumer_tokens_total;consumer=anonymous;type=input"
         );
-        assert_eq!(error("busy"), "llm_gateway_quota_errors_total;reason=busy");
+        assert_eq!(
+            error("busy").to_string(),
+            "llm_gateway_quota_errors_total;reason=busy"
+        );
     }
 }

@@ -5,6 +5,7 @@ use super::config::{Dimension, Quotas, Rule};
 use super::identity::Caller;
 use super::meter::{CountMode, Meter};
 use super::window::Window;
+use std::fmt::Write;
 
 /// What the body of a routed request tells the quota logic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,9 +69,14 @@ fn rule_matches(r: &Rule, caller: &Caller, f: &RequestFacts<'_>) -> bool {
 /// `llm_gateway.quota.v1|<rule>|<window>|<dim>=<len>:<value>|…` — values are
 /// length-prefixed, so no value can forge another counter's key.
 pub fn counter_key(rule: &str, window: Window, group: &[(&'static str, String)]) -> String {
-    let mut key = format!("{KEY_PREFIX}|{}:{rule}|{window}", rule.len());
+    let need = group
+        .iter()
+        .map(|(d, v)| d.len() + v.len() + 8)
+        .sum::<usize>();
+    let mut key = String::with_capacity(KEY_PREFIX.len() + rule.len() + 24 + need);
+    let _ = write!(key, "{KEY_PREFIX}|{}:{rule}|{window}", rule.len());
     for (dim, value) in group {
-        key.push_str(&format!("|{dim}={}:{value}", value.len()));
+        let _ = write!(key, "|{dim}={}:{value}", value.len());
     }
     key
 }
