@@ -49,6 +49,12 @@ const QUOTA_CONFIG: &str = r#"{
     ]}
 }"#;
 
+/// The model `m` at an Anthropic provider: requests and answers are translated.
+const ANTHROPIC_CONFIG: &str = r#"{
+    "providers": [{"name": "claude", "type": "anthropic", "cluster": "claude"}],
+    "models": [{"match": "m", "provider": "claude", "upstream_model": "claude-haiku-4-5"}]
+}"#;
+
 const SIZES: &[(&str, usize)] = &[
     ("1KB", 1024),
     ("4KB", 4096),
@@ -60,10 +66,6 @@ const CHAT_COMPLETION: &[u8] = br#"{"id":"chatcmpl-bench","object":"chat.complet
 
 fn config() -> Config {
     Config::parse(CONFIG.as_bytes(), &|_: &str| None).expect("bench config")
-}
-
-fn quota_config() -> Config {
-    Config::parse(QUOTA_CONFIG.as_bytes(), &|_: &str| None).expect("bench quota config")
 }
 
 /// A chat request of exactly `size` bytes (as bench/run.py builds them).
@@ -464,7 +466,8 @@ criterion_group!(
 /// (instruction counts do not depend on the machine's load, timings here do). Cases:
 /// `flow<N>k` (an N KiB non-streaming request and its JSON response, e.g. `flow4k`) and
 /// `stream<N>k` (an N KiB streaming request and a 24-chunk answer, e.g. `stream1k`) and
-/// `quota<N>k` (`flow<N>k` with a consumer's virtual key and two local quota rules) and
+/// `quota<N>k` (`flow<N>k` with a consumer's virtual key and two local quota rules),
+/// `astream<N>k` (a streaming request to an Anthropic provider, its stream translated) and
 /// `to_messages<N>k` (the OpenAI → Anthropic request translation of an N KiB request).
 /// Instructions per iteration =
 /// (Ir at 2N − Ir at N) / N.
@@ -484,21 +487,28 @@ fn driver(spec: &str) {
         }
         return;
     }
-    let cfg = Rc::new(if case.starts_with("quota") {
-        quota_config()
+    let json = if case.starts_with("quota") {
+        QUOTA_CONFIG
+    } else if case.starts_with("astream") {
+        ANTHROPIC_CONFIG
     } else {
-        config()
-    });
+        CONFIG
+    };
+    let cfg = Rc::new(Config::parse(json.as_bytes(), &|_: &str| None).expect("bench config"));
     let metrics = Rc::new(RefCell::new(Worker::default()));
-    let stream = case.starts_with("stream");
+    let stream = case.starts_with("stream") || case.starts_with("astream");
     let mut store = MemStore::default();
     let kib: usize = case
         .trim_start_matches(|c: char| c.is_ascii_alphabetic())
         .trim_end_matches('k')
         .parse()
-        .expect("case: flow<N>k, stream<N>k or quota<N>k");
+        .expect("case: flow<N>k, stream<N>k, quota<N>k or astream<N>k");
     let body = Rc::new(chat_body(kib * 1024, stream));
-    let chunks: Vec<Rc<Vec<u8>>> = if stream {
+    let chunks: Vec<Rc<Vec<u8>>> = if case.starts_with("astream") {
+        // An Anthropic stream arriving in one piece (as from make bench's upstream).
+        let sse = include_bytes!("../tests/golden/anthropic/a_stream_text/input.sse");
+        vec![Rc::new(sse.to_vec())]
+    } else if stream {
         openai_events().into_iter().map(Rc::new).collect()
     } else {
         vec![Rc::new(CHAT_COMPLETION.to_vec())]
