@@ -176,6 +176,8 @@ def test_local_limits_are_exact_across_two_workers(umock):
             charged = gw.wait_metric("llm_gateway_consumer_tokens_total", admitted[n], consumer=n, type="charged")
             assert charged == admitted[n], n
         assert gw.metric("llm_gateway_quota_limited_total", rule="team-day") == sum(refused.values())
+        # Every request that reached the provider was counted as admitted by the rule.
+        assert gw.metric("llm_gateway_quota_allowed_total", rule="team-day") == len(umock.requests)
 
 
 @pytest.fixture(scope="module")

@@ -30,18 +30,19 @@ pub fn consumer_label(caller: &Caller) -> Label<'_> {
     }
 }
 
-/// A metric name with two labels, written straight into the metric-name buffer
+/// A quota metric name with its labels, written straight into the metric-name buffer
 /// (`crate::metrics::Metrics::add`): nothing is allocated per request.
 pub struct Name<'a> {
     metric: &'static str,
-    labels: [(&'static str, Label<'a>); 2],
-    count: usize,
+    first: (&'static str, Label<'a>),
+    second: Option<(&'static str, Label<'a>)>,
 }
 
 impl fmt::Display for Name<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.metric)?;
-        for (k, v) in self.labels.iter().take(self.count) {
+        let (k, v) = self.first;
+        write!(f, "{};{k}={v}", self.metric)?;
+        if let Some((k, v)) = self.second {
             write!(f, ";{k}={v}")?;
         }
         Ok(())
@@ -51,16 +52,16 @@ impl fmt::Display for Name<'_> {
 pub fn allowed<'a>(rule: &'a str, caller: &'a Caller) -> Name<'a> {
     Name {
         metric: ALLOWED,
-        labels: [("rule", Label(rule)), ("consumer", consumer_label(caller))],
-        count: 2,
+        first: ("rule", Label(rule)),
+        second: Some(("consumer", consumer_label(caller))),
     }
 }
 
 pub fn limited<'a>(rule: &'a str, caller: &'a Caller) -> Name<'a> {
     Name {
         metric: LIMITED,
-        labels: [("rule", Label(rule)), ("consumer", consumer_label(caller))],
-        count: 2,
+        first: ("rule", Label(rule)),
+        second: Some(("consumer", consumer_label(caller))),
     }
 }
 
@@ -68,16 +69,16 @@ pub fn limited<'a>(rule: &'a str, caller: &'a Caller) -> Name<'a> {
 pub fn consumer_tokens<'a>(caller: &'a Caller, kind: &'a str) -> Name<'a> {
     Name {
         metric: CONSUMER_TOKENS,
-        labels: [("consumer", consumer_label(caller)), ("type", Label(kind))],
-        count: 2,
+        first: ("consumer", consumer_label(caller)),
+        second: Some(("type", Label(kind))),
     }
 }
 
 pub fn error(reason: &str) -> Name<'_> {
     Name {
         metric: ERRORS,
-        labels: [("reason", Label(reason)), ("", Label(""))],
-        count: 1,
+        first: ("reason", Label(reason)),
+        second: None,
     }
 }
 
