@@ -127,7 +127,7 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         self.refresh_tokens();
-        let calls = std::mem::take(&mut self.worker.borrow_mut().outbox);
+        let calls = self.worker.borrow_mut().outbox.drain();
         for call in calls {
             let sent = hostcalls::dispatch_grpc_call(
                 &call.cluster,

@@ -11,6 +11,7 @@ use crate::host::BodyHost;
 use crate::metrics::{Metrics, Outcome, RequestLabels};
 use crate::quota::errors::Exceeded;
 use crate::quota::local::{self, Admission, Reservation};
+use crate::quota::outbox::Outbox;
 use crate::quota::{self, meter, rls, Caller, Plan, RateLimitInfo, RequestFacts};
 use crate::request::{self, Endpoint};
 use crate::response::{ResponsePlan, ResponseTap, TapMode};
@@ -56,21 +57,12 @@ pub mod attr {
     pub const ERROR: &str = Attribute::Error.name();
 }
 
-/// A gRPC call to make later from the root context (which outlives requests): quota
-/// corrections sent after a request has ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingCall {
-    pub cluster: String,
-    pub message: Vec<u8>,
-    pub timeout_ms: u64,
-}
-
 /// State shared by all requests of one Wasm VM (one Envoy worker).
 #[derive(Default)]
 pub struct Worker {
     pub metrics: Metrics,
     /// Quota corrections waiting for the root context's next tick.
-    pub outbox: Vec<PendingCall>,
+    pub outbox: Outbox,
     /// Vertex AI token caches by provider index (providers with a `token_endpoint`).
     pub tokens: std::collections::HashMap<usize, crate::vertex_token::TokenCache>,
 }
@@ -835,12 +827,9 @@ impl RequestFlow {
             .and_then(|p| p.quotas.as_ref())
             .and_then(|q| q.global.as_ref());
         if let (true, Some(global), Some(cost)) = (self.globally_counted, global, cost) {
-            if let Some(message) = rls::correction_request(global, &plan, cost) {
-                self.worker.borrow_mut().outbox.push(PendingCall {
-                    cluster: global.cluster.clone(),
-                    message,
-                    timeout_ms: global.timeout_ms,
-                });
+            if let Some(c) = rls::correction(global, &plan, cost) {
+                let mut worker = self.worker.borrow_mut();
+                worker.outbox.push(&global.cluster, global.timeout_ms, c);
             }
         }
         if let Some(cost) = cost {

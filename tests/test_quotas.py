@@ -239,6 +239,51 @@ def test_two_envoys_share_one_limit_through_the_rate_limit_service(redis_server,
         svc.stop()
 
 
+def test_global_corrections_add_up_per_consumer_into_one_call_per_tick(redis_server):
+    """Requests that cost more than they reserved are corrected: the service receives
+    exactly each consumer's real cost, and the corrections of one consumer's requests
+    within a tick arrive as one call, not one per request."""
+    import redis
+    redis.Redis(host="127.0.0.1", port=redis_server.port).flushall()
+    svc = RateLimitService(redis_server.port).start()
+    # Every answer reports 100 + 50 tokens, far above the reservation of a max_tokens=1 request.
+    over = MockProvider("over", lambda req: Reply(200, chat_completion(req.json["model"], 100, 50))).start()
+    rules = [{"name": "big-day", "limit": 1_000_000, "window": "day", "group_by": ["consumer"]}]
+    cfg = plugin_config(rules, mode_extra={"mode": "global", "global": {"cluster": "ratelimit", "timeout_ms": 500}})
+    try:
+        with Envoy(cfg, {"up": over.port}, env={"OPENAI_API_KEY": PROVIDER_KEY},
+                   mutate=rls_cluster(svc.port)) as gw:
+            body = body_for(1)
+            reserved = reservation(body, 1)
+            n = 10
+            for i in range(n):
+                assert post(gw, body, KEYS[("team-a", "team-b")[i % 2]])[0] == 200
+            expected = {"team-a": 150 * n // 2, "team-b": 150 * n // 2}
+
+            def counted():
+                per = {"team-a": 0, "team-b": 0}
+                for c in svc.calls:
+                    consumer = dict(c.descriptors[0].entries)["consumer"]
+                    per[consumer] += c.hits_addend
+                return per
+            deadline = time.time() + 5
+            while counted() != expected and time.time() < deadline:
+                time.sleep(0.05)
+            assert counted() == expected
+            admissions, corrections = svc.calls[:n], svc.calls[n:]
+            assert [c.hits_addend for c in admissions] == [reserved] * n
+            # Sequential requests take a few ms each: they fit in one or two 200 ms ticks.
+            assert 2 <= len(corrections) < n, [c.hits_addend for c in corrections]
+            assert all(c.hits_addend % (150 - reserved) == 0 for c in corrections)
+            targets = [admissions[0].descriptors, admissions[1].descriptors]
+            assert all(c.descriptors in targets for c in corrections)
+            charged = gw.wait_metric("llm_gateway_consumer_tokens_total", 150 * n, type="charged")
+            assert charged == 150 * n
+    finally:
+        svc.stop()
+        over.stop()
+
+
 def _b64url(data: bytes) -> str:
     import base64
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -10,7 +10,8 @@
 //! 3. response headers — `x-ratelimit-*` from [`local::Reservation::info`] or the
 //!    [`rls::Decision::Admit`] info ([`headers::RateLimitInfo::headers`]);
 //! 4. `on_log` (always, also after a client disconnect) —
-//!    [`local::Reservation::settle`] (idempotent) or [`rls::correction_request`].
+//!    [`local::Reservation::settle`] (idempotent) or [`rls::correction`], queued in an
+//!    [`outbox::Outbox`] that the root context empties on its tick.
 
 pub mod config;
 pub mod errors;
@@ -19,6 +20,7 @@ pub mod identity;
 pub mod local;
 pub mod meter;
 pub mod metrics;
+pub mod outbox;
 pub mod plan;
 pub mod proto;
 pub mod rls;

@@ -465,20 +465,44 @@ pub fn decide(global: &Global, plan: &Plan, response: Option<&[u8]>, now_ns: u64
     }
 }
 
-/// The correction call after the response: `Some(bytes)` with `hits_addend` =
-/// `actual − reserved` when the request cost more than it reserved; `None` otherwise
-/// (the protocol cannot refund). Send it only when the admission was `Admit`.
-pub fn correction_request(global: &Global, plan: &Plan, actual: u64) -> Option<Vec<u8>> {
+/// A correction to send: `hits` more for the target (domain and descriptors) of the
+/// request's admission. Corrections wait in the [`super::outbox::Outbox`], which adds up
+/// those for the same target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Correction {
+    /// The encoded `RateLimitRequest` without `hits_addend` (fields 1 and 2).
+    pub target: Vec<u8>,
+    pub hits: u64,
+}
+
+impl Correction {
+    /// The `ShouldRateLimit` message adding `hits` (1..=`u32::MAX`) to `target`.
+    pub fn message(target: &[u8], hits: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(target.len() + 6);
+        out.extend_from_slice(target);
+        proto::put_uint(&mut out, 3, hits.min(u64::from(u32::MAX)));
+        out
+    }
+}
+
+/// The correction after the response: `Some` with `actual − reserved` hits when the
+/// request cost more than it reserved; `None` otherwise (the protocol cannot refund).
+/// Send it only when the admission was `Admit`.
+pub fn correction(global: &Global, plan: &Plan, actual: u64) -> Option<Correction> {
     let extra = actual.checked_sub(plan.reserved).filter(|e| *e > 0)?;
     if plan.is_empty() {
         return None;
     }
-    let req = RateLimitRequest {
+    let target = RateLimitRequest {
         domain: global.domain.clone(),
         descriptors: descriptors(plan),
-        hits_addend: u32::try_from(extra).unwrap_or(u32::MAX),
+        // 0 is not encoded: the target carries no `hits_addend`.
+        hits_addend: 0,
     };
-    Some(req.encode())
+    Some(Correction {
+        target: target.encode(),
+        hits: extra,
+    })
 }
 
 #[cfg(test)]
@@ -732,10 +756,15 @@ mod tests {
     fn correction_only_charges_more() {
         let (g, q) = setup("allow");
         let p = plan(&q, 100, 200);
-        assert_eq!(correction_request(&g, &p, 300), None);
-        assert_eq!(correction_request(&g, &p, 10), None);
-        let req = RateLimitRequest::decode(&correction_request(&g, &p, 450).unwrap()).unwrap();
+        assert_eq!(correction(&g, &p, 300), None);
+        assert_eq!(correction(&g, &p, 10), None);
+        let c = correction(&g, &p, 450).unwrap();
+        assert_eq!(c.hits, 150);
+        let target = RateLimitRequest::decode(&c.target).unwrap();
+        assert_eq!(target.hits_addend, 0);
+        let req = RateLimitRequest::decode(&Correction::message(&c.target, c.hits)).unwrap();
         assert_eq!(req.hits_addend, 150);
+        assert_eq!(req.domain, g.domain);
         assert_eq!(req.descriptors, descriptors(&p));
     }
 
