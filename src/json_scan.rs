@@ -316,7 +316,7 @@ pub fn skip_string(bytes: &[u8], open: usize) -> Result<usize, SyntaxError> {
 /// The first offset at or after `i` holding `"`, `\` or a control character (< 0x20),
 /// or `bytes.len()`.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-fn string_stop(bytes: &[u8], mut i: usize) -> usize {
+pub fn string_stop(bytes: &[u8], mut i: usize) -> usize {
     use core::arch::wasm32::{
         u8x16_bitmask, u8x16_eq, u8x16_min, u8x16_splat, u8x16_sub_sat, v128, v128_any_true,
         v128_load, v128_xor,
@@ -359,7 +359,7 @@ fn string_stop(bytes: &[u8], mut i: usize) -> usize {
 }
 
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-fn string_stop(bytes: &[u8], i: usize) -> usize {
+pub fn string_stop(bytes: &[u8], i: usize) -> usize {
     string_stop_swar(bytes, i)
 }
 

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-/// Wire types (https://protobuf.dev/programming-guides/encoding/).
+/// Wire types (<https://protobuf.dev/programming-guides/encoding/>).
 pub const VARINT: u8 = 0;
 pub const I64: u8 = 1;
 pub const LEN: u8 = 2;

@@ -873,9 +873,9 @@ fn error_message(error: &Value) -> String {
 ///
 /// One choice per candidate: text parts joined into `content` (`null` when the
 /// candidate only calls functions), `thought: true` parts into `reasoning_content`,
-/// `functionCall` parts into `tool_calls` (see [`tool_call_for`]); other parts
+/// `functionCall` parts into `tool_calls` (see `tool_call_for`); other parts
 /// (inline images, code execution) are dropped. `finishReason` as in
-/// [`finish_reason_for`]. A prompt blocked by `promptFeedback.blockReason` gives one
+/// `finish_reason_for`. A prompt blocked by `promptFeedback.blockReason` gives one
 /// choice with empty content and `finish_reason: "content_filter"`. Usage as in
 /// [`usage_from_gemini`]; the returned [`Usage`] is all zero without `usageMetadata`.
 pub fn gemini_response_to_chat(

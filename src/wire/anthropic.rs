@@ -43,7 +43,7 @@ pub struct MessagesRequest {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum SystemPrompt {
-    Text(String),
+    Text(#[serde(serialize_with = "super::text::long")] String),
     Blocks(Vec<ContentBlock>),
 }
 
@@ -60,7 +60,7 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum MessageContent {
-    Text(String),
+    Text(#[serde(serialize_with = "super::text::long")] String),
     Blocks(Vec<ContentBlock>),
 }
 
@@ -72,7 +72,11 @@ pub struct ContentBlock {
     #[serde(rename = "type")]
     pub kind: String,
     /// `text` blocks.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::text::long_opt"
+    )]
     pub text: Option<String>,
     /// `image` (and `document`) blocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -116,7 +120,7 @@ impl ContentBlock {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum ToolResultContent {
-    Text(String),
+    Text(#[serde(serialize_with = "super::text::long")] String),
     Blocks(Vec<ContentBlock>),
 }
 

@@ -45,7 +45,11 @@ pub struct Message {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContentBlock {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::text::long_opt"
+    )]
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<ImageBlock>,
@@ -131,7 +135,11 @@ pub struct ToolResultBlock {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ToolResultContent {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::text::long_opt"
+    )]
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json: Option<Value>,

@@ -72,7 +72,11 @@ pub struct Content {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Part {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::text::long_opt"
+    )]
     pub text: Option<String>,
     /// `true` on a part that is a thought summary (thinking models).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,12 +5,15 @@
 //! parsed and re-serialised for the same API on both sides loses nothing, and new
 //! provider fields pass through untouched. Optional members are skipped when absent
 //! so serialised output carries no spurious `null`s, except where the public API
-//! itself always sends `null` (e.g. `finish_reason` in a chunk, `stop_sequence`).
+//! itself always sends `null` (e.g. `finish_reason` in a chunk, `stop_sequence`). Members
+//! that carry long text (prompts, answers) are written by [`text::long`], which escapes
+//! them many bytes per step instead of serde_json's one.
 
 pub mod anthropic;
 pub mod bedrock;
 pub mod gemini;
 pub mod openai;
+pub mod text;
 
 /// Unknown members of a wire object, kept verbatim.
 pub type Rest = serde_json::Map<String, serde_json::Value>;

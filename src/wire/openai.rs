@@ -85,7 +85,7 @@ pub struct ChatMessage {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum MessageContent {
-    Text(String),
+    Text(#[serde(serialize_with = "super::text::long")] String),
     Parts(Vec<ContentPart>),
 }
 
@@ -94,7 +94,11 @@ pub enum MessageContent {
 pub struct ContentPart {
     #[serde(rename = "type")]
     pub kind: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "super::text::long_opt"
+    )]
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_url: Option<ImageUrl>,
@@ -224,7 +228,7 @@ pub struct ResponseMessage {
     #[serde(default)]
     pub role: String,
     /// Always serialised: `null` when the message only carries tool calls.
-    #[serde(default)]
+    #[serde(default, serialize_with = "super::text::long_opt")]
     pub content: Option<String>,
     /// Reasoning text (DeepSeek / vLLM convention, also emitted by this gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]
