@@ -468,7 +468,8 @@ criterion_group!(
 /// `stream<N>k` (an N KiB streaming request and a 24-chunk answer, e.g. `stream1k`) and
 /// `quota<N>k` (`flow<N>k` with a consumer's virtual key and two local quota rules),
 /// `astream<N>k` (a streaming request to an Anthropic provider, its stream translated) and
-/// `to_messages<N>k` (the OpenAI → Anthropic request translation of an N KiB request).
+/// `to_messages<N>k` (the OpenAI → Anthropic request translation of an N KiB request) and
+/// `estimate<N>k` (the prompt-token estimate of an N KiB streamed request).
 /// Instructions per iteration =
 /// (Ir at 2N − Ir at N) / N.
 fn driver(spec: &str) {
@@ -484,6 +485,15 @@ fn driver(spec: &str) {
                     .map(|b| b.len())
                     .ok(),
             );
+        }
+        return;
+    }
+    if let Some(kib) = case.strip_prefix("estimate") {
+        // The prompt-token estimate of a streamed request alone.
+        let kib: usize = kib.trim_end_matches('k').parse().expect("estimate<N>k");
+        let body = chat_body(kib * 1024, true);
+        for _ in 0..n {
+            black_box(estimate::estimate_request_input_tokens(black_box(&body)));
         }
         return;
     }

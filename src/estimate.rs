@@ -887,6 +887,16 @@ mod tests {
         }
 
         #[test]
+        fn long_prose_equals_char_by_char(
+            words in prop::collection::vec("[a-z]{1,14}( |  |\\. |, |\n|[A-Z][a-z]* |'[a-z] )?", 0..120)
+        ) {
+            let s = words.concat();
+            let mut e = TokenEstimator::new();
+            e.push(&s);
+            prop_assert_eq!((e.estimate(), e.chars(), e.closed), char_by_char(&s));
+        }
+
+        #[test]
         fn monotone_and_floor(a in "\\PC{0,80}", b in "\\PC{0,80}") {
             let ab = format!("{a}{b}");
             let ea = estimate_text_tokens(&a);
