@@ -43,6 +43,28 @@ pub const STREAM_HEADER: &str = "x-llm-gateway-stream";
 /// prompt (kept in case usage never arrives); larger ones the cheap `bytes / 4` bound.
 const FULL_ESTIMATE_MAX_BYTES: usize = 256 * 1024;
 
+/// The prompt tokens to charge for a stream that never reports usage.
+enum InputEstimate {
+    /// Not a stream, or the provider has reported usage: nothing to estimate.
+    None,
+    Known(u64),
+    /// The request body (at most [`FULL_ESTIMATE_MAX_BYTES`]), estimated only if the
+    /// stream ends without usage. For providers that report usage in their first event
+    /// (Anthropic's `message_start`): the copy lives until that event, and the estimate
+    /// (a parse and a pass over all prompt text) leaves the common path.
+    Deferred(Vec<u8>),
+}
+
+impl InputEstimate {
+    fn tokens(&self) -> Option<u64> {
+        match self {
+            InputEstimate::None => None,
+            InputEstimate::Known(n) => Some(*n),
+            InputEstimate::Deferred(body) => Some(estimate::estimate_request_input_tokens(body)),
+        }
+    }
+}
+
 /// Names of the access-log attributes (Envoy filter state `wasm.<name>`).
 pub mod attr {
     use crate::config::Attribute;
@@ -85,8 +107,8 @@ pub struct RequestFlow {
     injected_usage: bool,
     /// The client asked for `stream_options.include_usage` itself.
     client_include_usage: bool,
-    /// Estimated prompt tokens (streams), for when the provider never reports usage.
-    input_estimate: Option<u64>,
+    /// Prompt tokens for a stream that never reports usage.
+    input_estimate: InputEstimate,
     tap: ResponseTap,
     response_complete: bool,
     first_content_ns: Option<u64>,
@@ -117,7 +139,7 @@ impl RequestFlow {
             status: None,
             injected_usage: false,
             client_include_usage: false,
-            input_estimate: None,
+            input_estimate: InputEstimate::None,
             tap: ResponseTap::Ignore,
             response_complete: false,
             first_content_ns: None,
@@ -410,11 +432,13 @@ impl RequestFlow {
         if info.stream {
             // Only used when the provider never reports usage; large bodies get the cheap
             // bound instead of a second parse on the request path.
-            self.input_estimate = Some(if body.len() <= FULL_ESTIMATE_MAX_BYTES {
-                estimate::estimate_request_input_tokens(body)
+            self.input_estimate = if body.len() > FULL_ESTIMATE_MAX_BYTES {
+                InputEstimate::Known(meter::estimate_input_tokens(body.len()))
+            } else if upstream_api == Api::Anthropic {
+                InputEstimate::Deferred(body.to_vec())
             } else {
-                meter::estimate_input_tokens(body.len())
-            });
+                InputEstimate::Known(estimate::estimate_request_input_tokens(body))
+            };
         }
         self.publish(host, Attribute::Provider, provider.name.as_bytes());
         self.publish(host, Attribute::Model, resolved.upstream_model.as_bytes());
@@ -667,6 +691,12 @@ impl RequestFlow {
                 if result.first_content && self.first_content_ns.is_none() {
                     self.first_content_ns = Some(host.now_ns());
                 }
+                if matches!(self.input_estimate, InputEstimate::Deferred(_))
+                    && self.tap.usage().is_some()
+                {
+                    // Reported usage wins from here on: the body copy can go.
+                    self.input_estimate = InputEstimate::None;
+                }
                 if let Some(bytes) = result.replace {
                     host.replace_response_body(&bytes);
                 }
@@ -698,7 +728,7 @@ impl RequestFlow {
         if self.status.is_some_and(|s| s >= 400) {
             return None;
         }
-        let input = self.input_estimate?;
+        let input = self.input_estimate.tokens()?;
         let output = self.tap.estimated_output().unwrap_or(0);
         Some(Usage {
             input,
@@ -1296,6 +1326,52 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("access_log_attributes[1]"), "{e}");
+    }
+
+    #[test]
+    fn anthropic_stream_estimates_the_prompt_only_if_it_never_reports_usage() {
+        let cfg = r#"{
+            "providers": [{"name":"anthropic","type":"anthropic","cluster":"anthropic","api_key_env":"ANTHROPIC_API_KEY"}],
+            "models": [{"match":"claude-*","provider":"anthropic"}]
+        }"#;
+        let body = br#"{"model":"claude-x","stream":true,"max_tokens":50,"messages":[{"role":"user","content":"count the words of this prompt, please"}]}"#;
+        let run = |events: &str| {
+            let config = Config::parse(cfg.as_bytes(), &|_| Some("sk-ant".into())).unwrap();
+            let mut f = RequestFlow::new(Rc::new(config), Rc::new(RefCell::new(Worker::default())));
+            let mut host = FakeHost::request("POST", "/v1/chat/completions", &[]);
+            send(&mut f, &mut host, body);
+            assert!(matches!(f.input_estimate, InputEstimate::Deferred(_)));
+            host.response_headers.insert(":status".into(), "200".into());
+            host.response_headers
+                .insert("content-type".into(), "text/event-stream".into());
+            f.on_response_headers(&mut host, false);
+            host.response_chunk = events.as_bytes().to_vec();
+            f.on_response_body(&mut host, events.len(), false);
+            let kept = matches!(f.input_estimate, InputEstimate::Deferred(_));
+            host.response_chunk.clear();
+            f.on_response_body(&mut host, 0, true);
+            f.on_log(&mut host);
+            let attribute = |a: &str| String::from_utf8(host.attributes[a].clone()).unwrap();
+            (
+                kept,
+                attribute(attr::INPUT_TOKENS),
+                attribute(attr::USAGE_ESTIMATED),
+            )
+        };
+        // Cut before `message_start`: the prompt is estimated from the kept body.
+        let estimate = estimate::estimate_request_input_tokens(body);
+        assert!(estimate > 10, "{estimate}");
+        assert_eq!(
+            run("event: ping\ndata: {\"type\":\"ping\"}\n\n"),
+            (true, estimate.to_string(), "true".to_string())
+        );
+        // `message_start` reports the prompt: the body copy is dropped at once. (The
+        // stream still ends before `message_delta`, so the output is estimated.)
+        let start = r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":21,"output_tokens":1}}}"#;
+        assert_eq!(
+            run(&format!("event: message_start\ndata: {start}\n\n")),
+            (false, "21".to_string(), "true".to_string())
+        );
     }
 
     #[test]

@@ -171,6 +171,10 @@ class AnthropicMock(MockProvider):
             return anthropic_error(529, "overloaded_error", "Overloaded")
         if "[invalid]" in text:
             return anthropic_error(400, "invalid_request_error", "messages.0.content: mock rejects this prompt")
+        if "[silent]" in text and body.get("stream"):
+            # A stream that ends before message_start: no usage at all.
+            return Reply(200, headers={"content-type": "text/event-stream; charset=utf-8"},
+                         chunks=[(0.0, sse("ping", {"type": "ping"}))])
         usage = {"input_tokens": 20 + n, "output_tokens": 10 + 2 * n,
                  "cache_read_input_tokens": 100 + n, "cache_creation_input_tokens": 3 + n}
         tools = body.get("tools") or []

@@ -256,6 +256,20 @@ def test_openai_stream_cut_by_anthropic_ends_with_an_error_chunk(gw, an):
     assert len("".join(STREAM_PIECES)) / 6 <= after["output"] - before["output"] <= len("".join(STREAM_PIECES))
 
 
+def test_anthropic_stream_ending_before_message_start_estimates_the_prompt(gw, an):
+    """The gateway keeps the request body until the stream reports usage; a stream that
+    never does is charged the prompt estimate (and the client gets an error chunk)."""
+    an.expect_estimated = True
+    before = estimated_tokens(gw, "anthropic")
+    prompt = "[silent] " + "please count the words of this prompt carefully " * 20
+    with pytest.raises(openai.APIError):
+        for _ in oai(gw).chat.completions.create(model=CLAUDE, stream=True, messages=user(prompt)):
+            pass
+    after = estimated_tokens(gw, "anthropic", before)
+    assert len(prompt) // 4 <= after["input"] - before["input"] <= len(prompt) // 2
+    assert after["output"] == before["output"]
+
+
 def test_client_leaving_an_anthropic_stream_records_usage_as_estimated(gw, an):
     an.expect_estimated = True
     before = estimated_tokens(gw, "anthropic")
