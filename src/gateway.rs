@@ -43,15 +43,21 @@ pub const STREAM_HEADER: &str = "x-llm-gateway-stream";
 /// prompt (kept in case usage never arrives); larger ones the cheap `bytes / 4` bound.
 const FULL_ESTIMATE_MAX_BYTES: usize = 256 * 1024;
 
+/// Streaming request bodies up to this size are kept (instead of estimated at once) until
+/// the provider reports usage, which for OpenAI-style streams is their last chunk: this
+/// bounds what a stream holds in the VM while it lasts.
+const DEFERRED_ESTIMATE_MAX_BYTES: usize = 16 * 1024;
+
 /// The prompt tokens to charge for a stream that never reports usage.
 enum InputEstimate {
     /// Not a stream, or the provider has reported usage: nothing to estimate.
     None,
     Known(u64),
-    /// The request body (at most [`FULL_ESTIMATE_MAX_BYTES`]), estimated only if the
-    /// stream ends without usage. For providers that report usage in their first event
-    /// (Anthropic's `message_start`): the copy lives until that event, and the estimate
-    /// (a parse and a pass over all prompt text) leaves the common path.
+    /// The request body, estimated only if the stream ends without usage, so the
+    /// estimate (a parse and a pass over all prompt text) leaves the common path. Kept
+    /// until usage arrives: up to [`DEFERRED_ESTIMATE_MAX_BYTES`] for any stream, and up
+    /// to [`FULL_ESTIMATE_MAX_BYTES`] for providers that report usage in their first
+    /// event (Anthropic's `message_start`), where the copy lives only until that event.
     Deferred(Vec<u8>),
 }
 
@@ -434,7 +440,7 @@ impl RequestFlow {
             // bound instead of a second parse on the request path.
             self.input_estimate = if body.len() > FULL_ESTIMATE_MAX_BYTES {
                 InputEstimate::Known(meter::estimate_input_tokens(body.len()))
-            } else if upstream_api == Api::Anthropic {
+            } else if body.len() <= DEFERRED_ESTIMATE_MAX_BYTES || upstream_api == Api::Anthropic {
                 InputEstimate::Deferred(body.to_vec())
             } else {
                 InputEstimate::Known(estimate::estimate_request_input_tokens(body))
@@ -1371,6 +1377,41 @@ mod tests {
         assert_eq!(
             run(&format!("event: message_start\ndata: {start}\n\n")),
             (false, "21".to_string(), "true".to_string())
+        );
+    }
+
+    #[test]
+    fn openai_stream_keeps_a_small_body_until_its_usage_chunk() {
+        let body = br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"count the words of this prompt, please"}]}"#;
+        let run = |events: &str| {
+            let mut f = flow(&keys());
+            let mut host = FakeHost::request("POST", "/v1/chat/completions", &[]);
+            send(&mut f, &mut host, body);
+            assert!(matches!(f.input_estimate, InputEstimate::Deferred(_)));
+            host.response_headers.insert(":status".into(), "200".into());
+            host.response_headers
+                .insert("content-type".into(), "text/event-stream".into());
+            f.on_response_headers(&mut host, false);
+            host.response_chunk = events.as_bytes().to_vec();
+            f.on_response_body(&mut host, events.len(), true);
+            f.on_log(&mut host);
+            let input = String::from_utf8(host.attributes[attr::INPUT_TOKENS].clone()).unwrap();
+            (
+                matches!(f.input_estimate, InputEstimate::Deferred(_)),
+                input,
+            )
+        };
+        let delta = r#"data: {"choices":[{"index":0,"delta":{"content":"Hi"}}]}"#;
+        let usage = r#"data: {"choices":[],"usage":{"prompt_tokens":17,"completion_tokens":1,"total_tokens":18}}"#;
+        assert_eq!(
+            run(&format!("{delta}\n\n{usage}\n\ndata: [DONE]\n\n")),
+            (false, "17".to_string())
+        );
+        // No usage chunk: the kept body is estimated when the stream ends.
+        let estimate = estimate::estimate_request_input_tokens(body).to_string();
+        assert_eq!(
+            run(&format!("{delta}\n\ndata: [DONE]\n\n")),
+            (true, estimate)
         );
     }
 
