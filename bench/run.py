@@ -639,7 +639,9 @@ def write_report(path: Path, meta: dict, summary: dict, scenarios: list[dict], v
                      "Limits are never reached, so every request takes the whole path. LiteLLM is not measured here: "
                      "its per-key limits need its Postgres database;",
             "quota-global": "the same rules in global mode: one `ShouldRateLimit` gRPC call per request to a rate "
-                            "limit service before it goes upstream, one more to settle. The service is the test "
+                            "limit service before it goes upstream; the corrections to the real cost are added up "
+                            "per consumer and sent once per 200 ms tick (every request here costs more than it "
+                            "reserves, so each tick sends one). The service is the test "
                             "suite's (`tests/ratelimit_service.py`, Python gRPC over Redis, pinned to CPU "
                             f"{LOADGEN_CPU} with wrk), so throughput and latency here are bounded by it; the "
                             "gateway's CPU per request is the figure that carries over to Limitador or "
