@@ -1334,6 +1334,19 @@ mod tests {
         assert!(e.to_string().contains("access_log_attributes[1]"), "{e}");
     }
 
+    /// Sends a streamed chat request whose prompt estimate is deferred, and the answer's
+    /// headers (200, SSE); the host is ready for the answer's body.
+    fn start_stream(f: &mut RequestFlow, body: &[u8]) -> FakeHost {
+        let mut host = FakeHost::request("POST", "/v1/chat/completions", &[]);
+        send(f, &mut host, body);
+        assert!(matches!(f.input_estimate, InputEstimate::Deferred(_)));
+        host.response_headers.insert(":status".into(), "200".into());
+        host.response_headers
+            .insert("content-type".into(), "text/event-stream".into());
+        f.on_response_headers(&mut host, false);
+        host
+    }
+
     #[test]
     fn anthropic_stream_estimates_the_prompt_only_if_it_never_reports_usage() {
         let cfg = r#"{
@@ -1344,13 +1357,7 @@ mod tests {
         let run = |events: &str| {
             let config = Config::parse(cfg.as_bytes(), &|_| Some("sk-ant".into())).unwrap();
             let mut f = RequestFlow::new(Rc::new(config), Rc::new(RefCell::new(Worker::default())));
-            let mut host = FakeHost::request("POST", "/v1/chat/completions", &[]);
-            send(&mut f, &mut host, body);
-            assert!(matches!(f.input_estimate, InputEstimate::Deferred(_)));
-            host.response_headers.insert(":status".into(), "200".into());
-            host.response_headers
-                .insert("content-type".into(), "text/event-stream".into());
-            f.on_response_headers(&mut host, false);
+            let mut host = start_stream(&mut f, body);
             host.response_chunk = events.as_bytes().to_vec();
             f.on_response_body(&mut host, events.len(), false);
             let kept = matches!(f.input_estimate, InputEstimate::Deferred(_));
@@ -1385,13 +1392,7 @@ mod tests {
         let body = br#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"count the words of this prompt, please"}]}"#;
         let run = |events: &str| {
             let mut f = flow(&keys());
-            let mut host = FakeHost::request("POST", "/v1/chat/completions", &[]);
-            send(&mut f, &mut host, body);
-            assert!(matches!(f.input_estimate, InputEstimate::Deferred(_)));
-            host.response_headers.insert(":status".into(), "200".into());
-            host.response_headers
-                .insert("content-type".into(), "text/event-stream".into());
-            f.on_response_headers(&mut host, false);
+            let mut host = start_stream(&mut f, body);
             host.response_chunk = events.as_bytes().to_vec();
             f.on_response_body(&mut host, events.len(), true);
             f.on_log(&mut host);

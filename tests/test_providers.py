@@ -237,6 +237,27 @@ def estimated_tokens(gw, provider, before=None, timeout=5.0):
     return value
 
 
+# Long enough (≥ 128 bytes) for the translators' SIMD escaping of text members, with every
+# kind of character JSON escapes or passes through, at varied offsets.
+LONG_TEXT = "".join(f"line {i}: quote \" backslash \\ tab \t cr \r nl \n bell \x07 nul-ish \x1f del \x7f "
+                    f"é 漢字 🦀 </script> end.\n" for i in range(12))
+
+
+def text_of(content) -> str:
+    return content if isinstance(content, str) else "".join(b.get("text", "") for b in content)
+
+
+def test_long_text_with_escapes_is_translated_intact_both_ways(gw, an, oa):
+    oai(gw).chat.completions.create(model=CLAUDE, messages=[{"role": "system", "content": LONG_TEXT},
+                                                            {"role": "user", "content": LONG_TEXT}])
+    sent = an.requests[-1].json
+    assert text_of(sent["system"]) == LONG_TEXT
+    assert text_of(sent["messages"][-1]["content"]) == LONG_TEXT
+    ant(gw).messages.create(model=GPT, max_tokens=10, system=LONG_TEXT, messages=user(LONG_TEXT))
+    sent = oa.requests[-1].json
+    assert [text_of(m["content"]) for m in sent["messages"]] == [LONG_TEXT, LONG_TEXT]
+
+
 def test_openai_stream_cut_by_anthropic_ends_with_an_error_chunk(gw, an):
     an.expect_estimated = True
     before = estimated_tokens(gw, "anthropic")
