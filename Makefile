@@ -5,9 +5,13 @@ VENV := .venv
 ENVOY := $(VENV)/bin/envoy
 PYTEST := $(VENV)/bin/pytest
 WASM := target/wasm32-wasip1/release/llm_gateway.wasm
+# The native build (an Envoy dynamic module) has its own target directory, so plain
+# `cargo build --release` / `cargo bench` never overwrite it.
+NATIVE_TARGET := target/native
+NATIVE := $(NATIVE_TARGET)/release/libllm_gateway.so
 TARGET := wasm32-wasip1
 
-.PHONY: run test build setup toolchain venv redis lint unit integration schema deploy-configs clean bench microbench bench-tools
+.PHONY: run test build native setup toolchain venv redis lint unit integration integration-wasm integration-native schema deploy-configs clean bench microbench bench-tools
 
 run: build venv
 	@echo "llm-gateway: http://127.0.0.1:10000/v1  (admin/metrics: http://127.0.0.1:9901/stats/prometheus)"
@@ -27,8 +31,12 @@ toolchain:
 	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 
-build: toolchain
+build: toolchain native
 	cargo build --release --target $(TARGET)
+
+# libllm_gateway.so: the same filter as an Envoy dynamic module (docs/native.md).
+native:
+	CARGO_TARGET_DIR=$(NATIVE_TARGET) cargo build --release --features dynamic-module
 
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -52,6 +60,7 @@ lint: toolchain
 	cargo clippy --target $(TARGET) -- -D warnings
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features schema -- -D warnings
+	cargo clippy --features dynamic-module -- -D warnings
 
 unit:
 	cargo test
@@ -62,8 +71,15 @@ unit:
 schema:
 	UPDATE_SCHEMA=1 cargo test --features schema --test config_schema
 
-integration: build venv redis
+# Every Envoy test runs twice: against the Wasm filter, then against the native module
+# (tests marked wasm_only need what the native module lacks and are skipped there).
+integration: integration-wasm integration-native
+
+integration-wasm: build venv redis
 	$(PYTEST) tests -q
+
+integration-native: build venv redis
+	LLMGW_FILTER=native $(PYTEST) tests -q
 
 # Regenerates the container Envoy configs (compose, Kubernetes ConfigMap) from
 # envoy/envoy.yaml (the deployment tests fail while they are out of date).

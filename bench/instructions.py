@@ -6,7 +6,8 @@ For each variant it starts the Envoy binary under `valgrind --tool=callgrind` wi
 instrumentation off, turns it on, sends warm-up requests, zeroes the counters, sends N
 requests one at a time (a 4 KB chat request unless --body-kb says otherwise, SDK-like headers) and divides the collected
 instruction count by N. Variants: plain Envoy, Envoy + the no-op Wasm filter, Envoy +
-llm-gateway (as `make bench` configures them), optionally another llm_gateway.wasm
+llm-gateway (as `make bench` configures them), the native module (libllm_gateway.so, `make
+native`) with the same configuration, optionally another llm_gateway.wasm
 (`--compare`), and the host-call probes of `bench/probe.py` (`--probes`). The upstream is
 `make bench`'s direct_response Envoy, run natively.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import re
 import shutil
 import subprocess
@@ -143,6 +145,9 @@ def main():
     # Envoy runs ~50× slower under callgrind: give the rate limit service time to answer.
     gw = {"quota": quota, "rls": rls, "rls_timeout_ms": 30000}
     variants["Envoy + llm-gateway"] = run.gateway_config(0, 0, up_port, up_port, **gw)
+    if quota != "global" and run.harness.NATIVE_MODULE.exists():
+        os.environ.update(run.NATIVE_ENV)  # inherited by every Envoy started below; harmless to the others
+        variants["Envoy + llm-gateway, native module"] = run.native_config(0, 0, up_port, up_port, **gw)
     if a.compare:
         cfg = run.gateway_config(0, 0, up_port, up_port, **gw)
         run.harness._wasm_filter(cfg)["vm_config"]["code"]["local"]["filename"] = str(Path(a.compare).resolve())

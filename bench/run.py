@@ -72,9 +72,9 @@ CLIENT_KEY = "sk-client"
 QUOTA_LIMIT = 2 ** 32 - 1
 
 SIZES = {"1KB": 1024, "4KB": 4096, "16KB": 16384, "1MB": 1 << 20}
-VARIANTS = ["envoy", "noop", "gateway", "litellm"]
+VARIANTS = ["envoy", "noop", "gateway", "native", "litellm"]
 LABEL = {"envoy": "plain Envoy", "noop": "Envoy + no-op Wasm filter", "gateway": "Envoy + llm-gateway",
-         "litellm": "LiteLLM"}
+         "native": "Envoy + llm-gateway, native module", "litellm": "LiteLLM"}
 NOOP_WASM = ROOT / "target" / "noop-filter" / "wasm32-wasip1" / "release" / "noop_filter.wasm"
 # The no-op filter (the floor of any Rust proxy-wasm filter) is measured in these scenarios only.
 NOOP_SCENARIOS = {"4KB", "4KB-stream", "chunked"}
@@ -337,6 +337,19 @@ def gateway_config(admin: int, port: int, upstream: int, chunked: int, quota: st
     return cfg
 
 
+def native_config(admin: int, port: int, upstream: int, chunked: int, **kw) -> dict:
+    """`gateway_config` with the native module (libllm_gateway.so) in place of the Wasm filter;
+    start it with `NATIVE_ENV`."""
+    cfg = gateway_config(admin, port, upstream, chunked, **kw)
+    harness.use_native(cfg)
+    return cfg
+
+
+# The native module reads provider keys from Envoy's environment (the Wasm filter gets this
+# one through `vm_config.environment_variables`).
+NATIVE_ENV = {**harness.native_env(), "BENCH_PROVIDER_KEY": UPSTREAM_KEY}
+
+
 def plain_config(admin: int, port: int, upstream: int, chunked: int) -> dict:
     """The same listener without the Wasm filter, routing straight to the upstream."""
     cfg = harness.shipped_config()
@@ -378,10 +391,12 @@ def ensure_noop() -> str:
     return "" if NOOP_WASM.exists() else f"the no-op filter did not build: {r.stderr[-300:]}"
 
 
-def start_envoy(name: str, cfg: dict, port: int, admin: int, workdir: Path, cpu: str) -> Proc:
+def start_envoy(name: str, cfg: dict, port: int, admin: int, workdir: Path, cpu: str,
+                extra_env: dict | None = None) -> Proc:
     path = workdir / f"{name}.json"
     path.write_text(json.dumps(cfg))
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env.update(extra_env or {})
     p = Proc(name, [str(ENVOY), "-c", str(path), "--concurrency", "1", "--disable-hot-restart",
                     "-l", "warning"], workdir, env=env, cpu=cpu)
     if not wait_http(admin, "/ready", 30, p.proc):
@@ -920,7 +935,7 @@ def main():
     t_start = time.time()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (make bench installs it: apt-get install -y wrk)")
-    if not ENVOY.exists() or not harness.WASM.exists():
+    if not ENVOY.exists() or not harness.WASM.exists() or not harness.NATIVE_MODULE.exists():
         sys.exit("run `make venv build` first")
     workdir = Path(tempfile.mkdtemp(prefix="llmgw-bench-"))
     log("work dir", workdir)
@@ -930,7 +945,7 @@ def main():
 
     up_port, up_admin, ch_port = free_port(), free_port(), free_port()
     ports = {v: free_port() for v in VARIANTS + ["gateway-quota", "gateway-global"]}
-    admins = {v: free_port() for v in ["envoy", "gateway", "noop", "gateway-quota", "gateway-global"]}
+    admins = {v: free_port() for v in ["envoy", "gateway", "native", "noop", "gateway-quota", "gateway-global"]}
     extras = [e for e in a.extras.split(",") if e]
     procs: dict[str, Proc] = {}
     litellm_note = ""
@@ -944,6 +959,8 @@ def main():
                                      ports["envoy"], admins["envoy"], workdir, PROXY_CPU)
         procs["gateway"] = start_envoy("gateway", gateway_config(admins["gateway"], ports["gateway"], up_port, ch_port),
                                        ports["gateway"], admins["gateway"], workdir, PROXY_CPU)
+        procs["native"] = start_envoy("native", native_config(admins["native"], ports["native"], up_port, ch_port),
+                                      ports["native"], admins["native"], workdir, PROXY_CPU, NATIVE_ENV)
         if "quota" in extras:
             procs["gateway-quota"] = start_envoy(
                 "gateway-quota", gateway_config(admins["gateway-quota"], ports["gateway-quota"], up_port, ch_port,
@@ -963,7 +980,7 @@ def main():
                     "gateway-global", gateway_config(admins["gateway-global"], ports["gateway-global"], up_port,
                                                      ch_port, quota="global", rls=rls_port),
                     ports["gateway-global"], admins["gateway-global"], workdir, PROXY_CPU)
-        variants = ["envoy", "gateway"]
+        variants = ["envoy", "gateway", "native"]
         noop_note = ensure_noop()
         if noop_note:
             log(noop_note)
@@ -993,6 +1010,8 @@ def main():
             f"taskset -c {PROXY_CPU} .venv/bin/envoy -c plain.json --concurrency 1 --disable-hot-restart -l warning",
             f"taskset -c {PROXY_CPU} .venv/bin/envoy -c noop.json --concurrency 1 --disable-hot-restart -l warning",
             f"taskset -c {PROXY_CPU} .venv/bin/envoy -c gateway.json --concurrency 1 --disable-hot-restart -l warning",
+            f"ENVOY_DYNAMIC_MODULES_SEARCH_PATH=target/native/release taskset -c {PROXY_CPU} "
+            ".venv/bin/envoy -c native.json --concurrency 1 --disable-hot-restart -l warning",
             f"LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_MASTER_KEY=sk-<random> taskset -c {PROXY_CPU} "
             ".bench-venv-litellm/bin/litellm --config litellm.yaml --host 127.0.0.1 --port PORT",
             f"BENCH_BODY=body.json taskset -c {LOADGEN_CPU} wrk -t1 -c{a.connections} -d{a.seconds:g}s --timeout 10s "
@@ -1011,8 +1030,10 @@ def main():
             sc.setdefault("path", "/v1/chat/completions")
 
         def runs(sc):
+            # The native module runs the scenarios without quotas (one Envoy).
             return [v for v in variants if (v != "noop" or sc["name"] in NOOP_SCENARIOS)
-                    and (v != "litellm" or sc.get("litellm", True))]
+                    and (v != "litellm" or sc.get("litellm", True))
+                    and (v != "native" or "gateway" not in sc)]
 
         def proc_of(v, sc):
             """The process (and port) that serves variant `v` in scenario `sc`."""

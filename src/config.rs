@@ -573,6 +573,26 @@ impl Config {
         })
     }
 
+    /// Logs, when the configuration loads, which providers have no key: optional ones
+    /// (skipped) and required ones (their requests get 503).
+    pub fn log_missing_keys(&self) {
+        for name in &self.skipped_providers {
+            log::info!("llm-gateway: optional provider {name:?} has no key in the environment; its models fall through to later rules");
+        }
+        for p in &self.providers {
+            if let (Some(var), None, false) = (
+                &p.api_key_env,
+                &p.api_key,
+                self.skipped_providers.contains(&p.name),
+            ) {
+                log::warn!(
+                    "llm-gateway: provider {:?} needs {var}, which is unset; its requests get 503",
+                    p.name
+                );
+            }
+        }
+    }
+
     pub fn provider(&self, index: usize) -> Option<&Provider> {
         self.providers.get(index)
     }

@@ -7,7 +7,7 @@ use crate::headers::{Change, HeaderSnapshot};
 use crate::host::{BodyHost, Host, MetricKind, SharedStore};
 use crate::quota::local::CasMismatch;
 use crate::quota::rls;
-use log::{error, info, warn};
+use log::{error, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
@@ -86,18 +86,7 @@ impl RootContext for Root {
         let env = |name: &str| std::env::var(name).ok();
         match Config::parse(&bytes, &env) {
             Ok(config) => {
-                for name in &config.skipped_providers {
-                    info!("llm-gateway: optional provider {name:?} has no key in the environment; its models fall through to later rules");
-                }
-                for p in &config.providers {
-                    if let (Some(var), None, false) = (
-                        &p.api_key_env,
-                        &p.api_key,
-                        config.skipped_providers.contains(&p.name),
-                    ) {
-                        warn!("llm-gateway: provider {:?} needs {var}, which is unset; its requests get 503", p.name);
-                    }
-                }
+                config.log_missing_keys();
                 let global = config
                     .policy
                     .as_ref()

@@ -151,6 +151,11 @@ pub mod fake {
             self.now
         }
         fn define_metric(&mut self, kind: MetricKind, name: &str) -> Option<u32> {
+            // Hosts that define metric families up front need every name to be one.
+            assert!(
+                crate::metrics::split_name(kind, name).is_some(),
+                "metric {name:?} ({kind:?}) is not in metrics::FAMILIES"
+            );
             self.metric_names.push((kind, name.into()));
             u32::try_from(self.metric_names.len() - 1).ok()
         }

@@ -1,7 +1,9 @@
 //! llm-gateway: an LLM gateway that runs inside Envoy as a proxy-wasm HTTP filter.
 //!
 //! Host-free logic lives in plain modules; `filter` (compiled for wasm32 only) is the one
-//! module that calls proxy-wasm host functions, through the traits in `host`.
+//! module that calls proxy-wasm host functions, through the traits in `host`, and
+//! `dynamic_module` (feature `dynamic-module`) does the same over Envoy's native
+//! dynamic-module ABI.
 //!
 //! A panic aborts the whole Wasm VM (every request on that Envoy worker fails), so
 //! outside tests the crate denies everything that can panic on bad input.
@@ -42,3 +44,7 @@ pub mod wire;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
+
+/// The same filter as an Envoy dynamic module (native `libllm_gateway.so`).
+#[cfg(all(feature = "dynamic-module", not(target_arch = "wasm32")))]
+mod dynamic_module;

@@ -36,6 +36,103 @@ pub const LABELS: &[&str] = &[
     "reason",
 ];
 
+/// One metric family: its name, kind and label names in the order names carry them.
+/// Hosts that define metrics up front with real labels (the native Envoy module) define
+/// exactly these; every name the filter writes is `NAME;label=value…` of one of them
+/// (the fake host of the unit tests checks each name it is asked to define).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Family {
+    pub name: &'static str,
+    pub kind: MetricKind,
+    pub labels: &'static [&'static str],
+}
+
+const PM: &[&str] = &["provider", "model"];
+
+pub const FAMILIES: &[Family] = &[
+    Family {
+        name: REQUESTS,
+        kind: MetricKind::Counter,
+        labels: &["provider", "model", "operation", "status_class"],
+    },
+    Family {
+        name: DURATION,
+        kind: MetricKind::Histogram,
+        labels: &["provider", "model", "operation"],
+    },
+    Family {
+        name: TTFT,
+        kind: MetricKind::Histogram,
+        labels: PM,
+    },
+    Family {
+        name: TPOT,
+        kind: MetricKind::Histogram,
+        labels: PM,
+    },
+    Family {
+        name: UPSTREAM_ERRORS,
+        kind: MetricKind::Counter,
+        labels: &["provider", "model", "type"],
+    },
+    Family {
+        name: TOKENS,
+        kind: MetricKind::Counter,
+        labels: &["provider", "model", "type", "estimated"],
+    },
+    Family {
+        name: TOKEN_USAGE,
+        kind: MetricKind::Histogram,
+        labels: &["provider", "model", "token_type"],
+    },
+    Family {
+        name: REJECTED,
+        kind: MetricKind::Counter,
+        labels: &["reason"],
+    },
+    Family {
+        name: crate::quota::metrics::ALLOWED,
+        kind: MetricKind::Counter,
+        labels: &["rule", "consumer"],
+    },
+    Family {
+        name: crate::quota::metrics::LIMITED,
+        kind: MetricKind::Counter,
+        labels: &["rule", "consumer"],
+    },
+    Family {
+        name: crate::quota::metrics::CONSUMER_TOKENS,
+        kind: MetricKind::Counter,
+        labels: &["consumer", "type"],
+    },
+    Family {
+        name: crate::quota::metrics::ERRORS,
+        kind: MetricKind::Counter,
+        labels: &["reason"],
+    },
+];
+
+/// Splits `NAME;label=value…` into the index of its family in [`FAMILIES`] and the
+/// label values in order; `None` when the name, kind or label names match no family.
+pub fn split_name(kind: MetricKind, name: &str) -> Option<(usize, Vec<&str>)> {
+    let mut parts = name.split(';');
+    let metric = parts.next()?;
+    let index = FAMILIES
+        .iter()
+        .position(|f| f.name == metric && f.kind == kind)?;
+    let family = FAMILIES.get(index)?;
+    let mut values = Vec::with_capacity(family.labels.len());
+    // Labels first: `zip` stops on them without taking one more part.
+    for (label, part) in family.labels.iter().zip(parts.by_ref()) {
+        let (k, v) = part.split_once('=')?;
+        if k != *label {
+            return None;
+        }
+        values.push(v);
+    }
+    (values.len() == family.labels.len() && parts.next().is_none()).then_some((index, values))
+}
+
 /// Distinct metric names one VM defines at most; past it the model label becomes
 /// `other` so a client cycling model names cannot grow Envoy's stats without bound.
 pub const MAX_SERIES: usize = 2000;
@@ -240,6 +337,35 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_split_into_their_family_and_label_values() {
+        let (i, v) = split_name(
+            MetricKind::Counter,
+            "llm_gateway_requests_total;provider=p;model=m;operation=chat;status_class=2xx",
+        )
+        .unwrap();
+        assert_eq!(FAMILIES[i].name, REQUESTS);
+        assert_eq!(v, ["p", "m", "chat", "2xx"]);
+        // Wrong kind, missing, extra or misnamed labels match no family.
+        assert!(split_name(MetricKind::Histogram, "llm_gateway_rejected_total;reason=x").is_none());
+        assert!(split_name(MetricKind::Counter, "llm_gateway_rejected_total").is_none());
+        assert!(split_name(
+            MetricKind::Counter,
+            "llm_gateway_rejected_total;reason=x;a=b"
+        )
+        .is_none());
+        assert!(split_name(MetricKind::Counter, "llm_gateway_rejected_total;cause=x").is_none());
+        // Every family's labels are known to the shipped stats_tags.
+        for f in FAMILIES {
+            for l in f.labels {
+                assert!(
+                    LABELS.contains(l) || crate::quota::metrics::LABELS.contains(l),
+                    "{l}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn label_values_are_safe() {

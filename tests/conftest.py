@@ -5,13 +5,28 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import ENVOY, WASM, MockProvider  # noqa: E402
+from harness import ENVOY, NATIVE, NATIVE_MODULE, WASM, MockProvider  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "wasm_only(reason): needs what the native module does not have yet; skipped "
+                   "when the tests run against it (LLMGW_FILTER=native)")
 
 
 def pytest_sessionstart(session):
-    missing = [str(p) for p in (ENVOY, WASM) if not p.exists()]
+    missing = [str(p) for p in (ENVOY, WASM, NATIVE_MODULE) if not p.exists()]
     if missing:
         raise pytest.UsageError(f"missing {missing}: run the tests with `make test`")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not NATIVE:
+        return
+    for item in items:
+        marker = item.get_closest_marker("wasm_only")
+        if marker:
+            item.add_marker(pytest.mark.skip(reason=f"native module: {marker.args[0]}"))
 
 
 @pytest.fixture

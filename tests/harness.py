@@ -196,6 +196,38 @@ def _wasm_filter(cfg: dict) -> dict:
     raise AssertionError("no wasm filter in shipped config")
 
 
+NATIVE_DIR = ROOT / "target" / "native" / "release"
+NATIVE_MODULE = NATIVE_DIR / "libllm_gateway.so"
+# LLMGW_FILTER=native runs the tests against the native build (libllm_gateway.so, an Envoy
+# dynamic module) instead of the Wasm filter: `make integration-native`.
+NATIVE = os.environ.get("LLMGW_FILTER", "wasm") == "native"
+
+
+def native_filter(plugin_json: str) -> dict:
+    """The dynamic-module http_filters entry that loads libllm_gateway.so with `plugin_json`."""
+    return {"name": "envoy.filters.http.dynamic_modules", "typed_config": {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+        "dynamic_module_config": {"name": "llm_gateway", "do_not_close": True},
+        "filter_name": "llm_gateway",
+        "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": plugin_json}}}
+
+
+def use_native(cfg: dict) -> None:
+    """Replaces the Wasm filter of `cfg` by the native module with the same configuration."""
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    filters = hcm["http_filters"]
+    for i, f in enumerate(filters):
+        if f["name"] == "envoy.filters.http.wasm":
+            filters[i] = native_filter(f["typed_config"]["config"]["configuration"]["value"])
+
+
+NATIVE_METRIC_PREFIX = "envoy_dynamicmodulescustom_"
+
+
+def native_env() -> dict:
+    return {"ENVOY_DYNAMIC_MODULES_SEARCH_PATH": str(NATIVE_DIR)}
+
+
 def shipped_plugin_config() -> dict:
     return json.loads(_wasm_filter(shipped_config())["configuration"]["value"])
 
@@ -250,6 +282,8 @@ class Envoy:
         cfg["static_resources"]["clusters"] = new_clusters
         if mutate:
             mutate(cfg)
+        if NATIVE:
+            use_native(cfg)
         self.config = cfg
         self.dir = Path(tempfile.mkdtemp(prefix="llmgw-"))
         self.config_path = self.dir / "envoy.json"
@@ -260,6 +294,7 @@ class Envoy:
         self.config_path.write_text(json.dumps(self.config))
         env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
         env.update(self.env)
+        env.update(native_env())  # where Envoy finds the native module, when the config loads it
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [str(ENVOY), "-c", str(self.config_path), "--concurrency", str(self.concurrency),
@@ -349,7 +384,10 @@ def parse_prometheus(text: str) -> dict[tuple, float]:
         if not m:
             continue
         labels = tuple(sorted(_PROM_LABEL.findall(m.group(3) or "")))
-        out[(m.group(1), labels)] = float(m.group(4))
+        # The native module's metrics carry Envoy's dynamic-module prefix; the tests name
+        # them as the Wasm build's.
+        name = m.group(1).removeprefix(NATIVE_METRIC_PREFIX)
+        out[(name, labels)] = float(m.group(4))
     return out
 
 
@@ -365,13 +403,19 @@ def request(method: str, port: int, path: str, body: bytes | None = None,
         conn.close()
 
 
-def validate_config(cfg: dict) -> subprocess.CompletedProcess:
-    """`envoy --mode validate` on a config dict (instantiates the wasm, runs on_configure)."""
+def validate_config(cfg: dict, native: bool | None = None) -> subprocess.CompletedProcess:
+    """`envoy --mode validate` on a config dict (instantiates the wasm, runs on_configure; or,
+    with `native` (default: LLMGW_FILTER=native), loads the native module in its place)."""
+    native = NATIVE if native is None else native
+    if native:
+        cfg = copy.deepcopy(cfg)
+        use_native(cfg)
     d = Path(tempfile.mkdtemp(prefix="llmgw-validate-"))
     p = d / "envoy.json"
     p.write_text(json.dumps(cfg))
     return subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(p), "-l", "info"],
-                          capture_output=True, text=True, cwd=str(ROOT), timeout=120)
+                          capture_output=True, text=True, cwd=str(ROOT), timeout=120,
+                          env={**os.environ, **(native_env() if native else {})})
 
 
 # --------------------------------------------------------------------------- streaming

@@ -30,6 +30,9 @@ import k8s_schemas
 from harness import (ROOT, WASM, Envoy, MockProvider, Reply, free_port, parse_prometheus, request, shipped_config,
                      static_cluster, validate_config)
 
+# The manifests and configs checked here ship the Wasm filter.
+pytestmark = pytest.mark.wasm_only("deployment manifests ship the Wasm filter")
+
 DEPLOY = ROOT / "deploy"
 SCHEMA = json.loads((ROOT / "schema" / "config.schema.json").read_text())
 CONTAINER_WASM = "/var/lib/llm-gateway/plugin.wasm"

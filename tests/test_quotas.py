@@ -193,6 +193,7 @@ def rls_cluster(port: int):
     return mutate
 
 
+@pytest.mark.wasm_only("global quotas (gRPC rate limit service)")
 @pytest.mark.parametrize("failure_mode", ["allow", "deny"])
 def test_two_envoys_share_one_limit_through_the_rate_limit_service(redis_server, umock, failure_mode):
     import redis
@@ -239,6 +240,7 @@ def test_two_envoys_share_one_limit_through_the_rate_limit_service(redis_server,
         svc.stop()
 
 
+@pytest.mark.wasm_only("global quotas (gRPC rate limit service)")
 def test_global_corrections_add_up_per_consumer_into_one_call_per_tick(redis_server):
     """Requests that cost more than they reserved are corrected: the service receives
     exactly each consumer's real cost, and the corrections of one consumer's requests
@@ -301,6 +303,7 @@ def hs256_jwt(secret: bytes, claims: dict) -> str:
     return f"{header}.{payload}.{_b64url(sig)}"
 
 
+@pytest.mark.wasm_only("JWT identities")
 def test_consumer_from_a_jwt_claim_of_envoys_jwt_authn(umock):
     """jwt_authn verifies the token and puts its payload in dynamic metadata; the gateway
     takes the consumer from the `sub` claim (no virtual keys configured)."""
