@@ -300,6 +300,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
             envoy,
             families: config.families.clone(),
             series: state.series,
+            key: String::new(),
         },
     };
     Box::into_raw(Box::new(filter)).cast()
@@ -536,6 +537,8 @@ struct NativeHost {
     envoy: EnvoyFilter,
     families: Rc<[usize]>,
     series: Rc<RefCell<Series>>,
+    /// Reused for filter-state keys.
+    key: String,
 }
 
 #[derive(Clone, Copy)]
@@ -774,12 +777,14 @@ impl Host for NativeHost {
     }
 
     fn set_attribute(&mut self, name: &str, value: &[u8]) {
-        let key = format!("{ATTRIBUTE_PREFIX}{name}");
+        self.key.clear();
+        self.key.push_str(ATTRIBUTE_PREFIX);
+        self.key.push_str(name);
         // SAFETY: Envoy copies key and value during the call.
         unsafe {
             envoy_dynamic_module_callback_http_set_filter_state_bytes(
                 self.envoy,
-                ModuleBuffer::of(key.as_bytes()),
+                ModuleBuffer::of(self.key.as_bytes()),
                 ModuleBuffer::of(value),
             );
         }
