@@ -355,11 +355,8 @@ impl Host for NullHost {
     }
     fn set_request_header(&mut self, _: &str, _: &str) {}
     fn remove_request_header(&mut self, _: &str) {}
-    fn replace_request_body_head(&mut self, len: usize, data: &[u8]) {
-        black_box((len, data));
-    }
-    fn append_request_body(&mut self, data: &[u8]) {
-        black_box(data);
+    fn edit_request_body(&mut self, body: &[u8], edit: &llm_gateway::request::BodyEdit) {
+        black_box(edit.pieces(body));
     }
     fn clear_route_cache(&mut self) {}
     fn send_reply(&mut self, _: u32, _: &[u8], _: &[(&str, &str)]) {

@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::gateway::{Flow, RequestFlow, Worker};
 use crate::headers::{Change, HeaderSnapshot};
-use crate::host::{BodyHost, Host, MetricKind, SharedStore};
+use crate::host::{BodyEdit, BodyHost, Host, MetricKind, SharedStore};
 use crate::quota::local::CasMismatch;
 use crate::quota::rls;
 use log::{error, warn};
@@ -269,6 +269,12 @@ fn load_request_headers() -> HeaderSnapshot {
 }
 
 impl EnvoyHost {
+    fn replace_request_body_head(&mut self, len: usize, data: &[u8]) {
+        let len = len.min(self.request_body_size);
+        let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, len, data);
+        self.request_body_size = self.request_body_size - len + data.len();
+    }
+
     /// Applies `edit` to the local copy; `Change::Write` means the host must be told.
     fn edit_request_headers(&mut self, edit: impl FnOnce(&mut HeaderSnapshot) -> Change) -> bool {
         let mut headers = self
@@ -300,17 +306,25 @@ impl Host for EnvoyHost {
         }
     }
 
-    fn replace_request_body_head(&mut self, len: usize, data: &[u8]) {
-        // Envoy drains the first `len` bytes and prepends `data`.
-        let len = len.min(self.request_body_size);
-        let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, 0, len, data);
-        self.request_body_size = self.request_body_size - len + data.len();
-    }
-
-    fn append_request_body(&mut self, data: &[u8]) {
-        // A start at or past the end appends.
-        let _ = hostcalls::set_buffer(BufferType::HttpRequestBody, self.request_body_size, 0, data);
-        self.request_body_size += data.len();
+    fn edit_request_body(&mut self, body: &[u8], edit: &BodyEdit) {
+        // Only the changed end crosses the VM boundary: `set_buffer(0, len, data)` makes
+        // Envoy drain the first `len` bytes and prepend `data`; a start at or past the end
+        // appends.
+        match edit {
+            BodyEdit::Head { replace, with } => self.replace_request_body_head(*replace, with),
+            BodyEdit::Tail { keep, append } => {
+                // Envoy cannot cut a body short: replace all of it by the kept start (a
+                // slice of what was read, not a copy), then append.
+                self.replace_request_body_head(body.len(), body.get(..*keep).unwrap_or(body));
+                let _ = hostcalls::set_buffer(
+                    BufferType::HttpRequestBody,
+                    self.request_body_size,
+                    0,
+                    append,
+                );
+                self.request_body_size += append.len();
+            }
+        }
     }
 
     fn clear_route_cache(&mut self) {

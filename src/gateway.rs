@@ -344,17 +344,7 @@ impl RequestFlow {
             .into());
         }
         if let Some(edit) = &edit {
-            match edit {
-                request::BodyEdit::Head { replace, with } => {
-                    host.replace_request_body_head(*replace, with)
-                }
-                request::BodyEdit::Tail { keep, append } => {
-                    // Envoy cannot cut a body short: replace all of it by the kept start
-                    // (a slice of what was read, not a copy), then append.
-                    host.replace_request_body_head(body.len(), body.get(..*keep).unwrap_or(body));
-                    host.append_request_body(append);
-                }
-            }
+            host.edit_request_body(body, edit);
             let len = edit.new_len(body.len());
             host.set_request_header("content-length", &len.to_string());
         }

@@ -2,6 +2,7 @@
 //! with proxy-wasm host calls; unit tests implement it with plain data.
 
 pub use crate::quota::local::SharedStore;
+pub use crate::request::BodyEdit;
 
 /// Kind of an Envoy metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -15,11 +16,9 @@ pub trait Host {
     fn request_header(&self, name: &str) -> Option<String>;
     fn set_request_header(&mut self, name: &str, value: &str);
     fn remove_request_header(&mut self, name: &str);
-    /// Replaces the first `len` bytes of the buffered request body by `data` (all of it
-    /// when `len` is the body's length); the rest stays in Envoy, uncopied.
-    fn replace_request_body_head(&mut self, len: usize, data: &[u8]);
-    /// Appends `data` to the buffered request body.
-    fn append_request_body(&mut self, data: &[u8]);
+    /// Applies `edit` to the buffered request body, whose bytes as read are `body`; each
+    /// host moves as few bytes as its API allows.
+    fn edit_request_body(&mut self, body: &[u8], edit: &BodyEdit);
     /// Asks Envoy to pick the route again after routing headers changed.
     fn clear_route_cache(&mut self);
     /// Ends the request with a local reply (no upstream call).
@@ -124,12 +123,9 @@ pub mod fake {
         fn remove_request_header(&mut self, name: &str) {
             self.request_headers.remove(name);
         }
-        fn replace_request_body_head(&mut self, len: usize, data: &[u8]) {
-            let len = len.min(self.request_body.len());
-            self.request_body.splice(..len, data.iter().copied());
-        }
-        fn append_request_body(&mut self, data: &[u8]) {
-            self.request_body.extend_from_slice(data);
+        fn edit_request_body(&mut self, body: &[u8], edit: &BodyEdit) {
+            assert_eq!(body, self.request_body.as_slice(), "the body as read");
+            self.request_body = edit.apply(body);
         }
         fn clear_route_cache(&mut self) {
             self.route_cache_cleared += 1;

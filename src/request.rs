@@ -302,6 +302,14 @@ pub enum BodyEdit {
 }
 
 impl BodyEdit {
+    /// The two pieces the edited body is made of: the new bytes, the old ones kept, in order.
+    pub fn pieces<'a>(&'a self, body: &'a [u8]) -> [&'a [u8]; 2] {
+        match self {
+            BodyEdit::Head { replace, with } => [with, body.get(*replace..).unwrap_or_default()],
+            BodyEdit::Tail { keep, append } => [body.get(..*keep).unwrap_or(body), append],
+        }
+    }
+
     /// Length of the body after the edit.
     pub fn new_len(&self, old_len: usize) -> usize {
         match self {
@@ -328,18 +336,8 @@ impl BodyEdit {
 
     /// The whole edited body.
     pub fn apply(&self, body: &[u8]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.new_len(body.len()));
-        match self {
-            BodyEdit::Head { replace, with } => {
-                out.extend_from_slice(with);
-                out.extend_from_slice(body.get(*replace..).unwrap_or(&[]));
-            }
-            BodyEdit::Tail { keep, append } => {
-                out.extend_from_slice(body.get(..*keep).unwrap_or(body));
-                out.extend_from_slice(append);
-            }
-        }
-        out
+        let [a, b] = self.pieces(body);
+        [a, b].concat()
     }
 }
 

@@ -415,7 +415,7 @@ def validate_config(cfg: dict, native: bool | None = None) -> subprocess.Complet
     p.write_text(json.dumps(cfg))
     return subprocess.run([str(ENVOY), "--mode", "validate", "-c", str(p), "-l", "info"],
                           capture_output=True, text=True, cwd=str(ROOT), timeout=120,
-                          env={**os.environ, **(native_env() if native else {})})
+                          env={**os.environ, **native_env()})
 
 
 # --------------------------------------------------------------------------- streaming

@@ -4,11 +4,13 @@ LLMGW_FILTER=native)."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+import yaml
 
-from harness import (NATIVE_METRIC_PREFIX, Envoy, request, shipped_config, shipped_plugin_config, use_native,
-                     validate_config)
+from harness import (NATIVE_METRIC_PREFIX, ROOT, Envoy, request, shipped_config, shipped_plugin_config,
+                     use_native, validate_config)
 
 OPENAI = {"name": "a", "type": "openai", "cluster": "c"}
 
@@ -66,3 +68,17 @@ def test_native_metrics_carry_real_envoy_labels(mock):
         assert want in lines, [l for l in lines if "llm_gateway" in l]
         assert gw.metric("llm_gateway_tokens_total", provider="p", model="gpt-4o-mini", type="input",
                          estimated="false") == 10
+
+
+def test_the_documented_http_filters_load_in_envoy():
+    """docs/native.md's `http_filters` example, as written, in the shipped listener."""
+    text = (ROOT / "docs" / "native.md").read_text()
+    block = re.search(r"```yaml\n(http_filters:.*?)```", text, re.S)
+    assert block, "no http_filters example in docs/native.md"
+    filters = yaml.safe_load(block.group(1))["http_filters"]
+    assert filters[0]["typed_config"]["dynamic_module_config"]["name"] == "llm_gateway"
+    cfg = shipped_config()
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["http_filters"] = filters
+    result = validate_config(cfg, native=False)  # already native: validate it as written
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -15,7 +15,7 @@ mod abi;
 
 use crate::config::{Config, ConfigError};
 use crate::gateway::{Flow, RequestFlow, Worker};
-use crate::host::{BodyHost, Host, MetricKind, SharedStore};
+use crate::host::{BodyEdit, BodyHost, Host, MetricKind, SharedStore};
 use crate::metrics::FAMILIES;
 use crate::quota::local::CasMismatch;
 use abi::*;
@@ -91,8 +91,15 @@ struct ModuleConfig {
     /// Dropped with the configuration; worker threads drop their state for it then.
     alive: Arc<()>,
     /// Envoy metric ids of `metrics::FAMILIES`, in order.
-    families: Rc<[usize]>,
+    families: Arc<[usize]>,
 }
+
+// Envoy creates every worker's filters from one configuration, on their own threads: it
+// must be shareable (an `Rc` in it would be a data race).
+const _: fn() = || {
+    fn shared_between_threads<T: Send + Sync>() {}
+    shared_between_threads::<ModuleConfig>();
+};
 
 /// What one worker thread keeps for one configuration.
 struct WorkerState {
@@ -154,7 +161,7 @@ fn load(json: &[u8]) -> Result<Config, ConfigError> {
 
 /// Defines every metric family with its labels (Envoy accepts definitions only while
 /// the configuration loads).
-fn define_families(envoy: EnvoyFilterConfig) -> Option<Rc<[usize]>> {
+fn define_families(envoy: EnvoyFilterConfig) -> Option<Arc<[usize]>> {
     let mut ids = Vec::with_capacity(FAMILIES.len());
     for family in FAMILIES {
         let labels: Vec<ModuleBuffer> = family
@@ -535,7 +542,7 @@ struct Series(Vec<(usize, Vec<String>)>);
 
 struct NativeHost {
     envoy: EnvoyFilter,
-    families: Rc<[usize]>,
+    families: Arc<[usize]>,
     series: Rc<RefCell<Series>>,
     /// Reused for filter-state keys.
     key: String,
@@ -658,15 +665,14 @@ impl NativeHost {
         out
     }
 
-    /// Replaces the whole body seen so far by `body`.
-    fn write_body(&mut self, side: Side, body: &[u8]) {
+    /// Empties the body seen so far.
+    fn drain_body(&mut self, side: Side) {
         for t in self.parts(side) {
             // SAFETY: drains on a live filter.
             unsafe {
                 envoy_dynamic_module_callback_http_drain_body(self.envoy, *t, usize::MAX);
             }
         }
-        self.append_body(side, body);
     }
 
     fn append_body(&mut self, side: Side, data: &[u8]) {
@@ -735,17 +741,14 @@ impl Host for NativeHost {
         self.set_header(REQUEST_HEADER, name, None);
     }
 
-    fn replace_request_body_head(&mut self, len: usize, data: &[u8]) {
-        // The ABI can drain the front and append, not prepend: rebuild the body.
-        let old = self.read_body(Side::Request, usize::MAX);
-        let mut body = Vec::with_capacity(data.len() + old.len().saturating_sub(len));
-        body.extend_from_slice(data);
-        body.extend_from_slice(old.get(len..).unwrap_or_default());
-        self.write_body(Side::Request, &body);
-    }
-
-    fn append_request_body(&mut self, data: &[u8]) {
-        self.append_body(Side::Request, data);
+    fn edit_request_body(&mut self, body: &[u8], edit: &BodyEdit) {
+        // The ABI drains from the front and appends, so the edited body is written anew
+        // from its two pieces (the kept part straight from the bytes read: one copy, into
+        // Envoy's buffer).
+        self.drain_body(Side::Request);
+        for piece in edit.pieces(body) {
+            self.append_body(Side::Request, piece);
+        }
     }
 
     fn clear_route_cache(&mut self) {
@@ -864,7 +867,8 @@ impl BodyHost for NativeHost {
     }
 
     fn replace_response_body(&mut self, body: &[u8]) {
-        self.write_body(Side::Response, body);
+        self.drain_body(Side::Response);
+        self.append_body(Side::Response, body);
     }
 }
 
