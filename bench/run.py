@@ -666,6 +666,9 @@ def write_report(path: Path, meta: dict, summary: dict, scenarios: list[dict], v
             w(f"  * `4KB-{e}`: {notes.get(e, '')}")
     w("* Providers carry an API key (`api_key_env`), so the gateway writes the provider's auth header as in "
       "any deployment.")
+    w("* `Envoy + llm-gateway, native module`: the same plugin configuration in the native build "
+      "(`libllm_gateway.so`, an Envoy dynamic module, [docs/native.md](../docs/native.md)) in place of the Wasm "
+      "filter; measured in every scenario without quotas (one Envoy).")
     if meta.get("skipped"):
         w(f"* {meta['skipped']}")
     if litellm_note:
