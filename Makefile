@@ -11,9 +11,9 @@ NATIVE_TARGET := target/native
 NATIVE := $(NATIVE_TARGET)/release/libllm_gateway.so
 TARGET := wasm32-wasip1
 
-.PHONY: run test build native setup toolchain venv redis lint unit integration integration-wasm integration-native schema deploy-configs clean bench microbench bench-tools
+.PHONY: run test build wasm native setup toolchain venv redis lint unit integration integration-wasm integration-native schema deploy-configs clean bench microbench bench-tools
 
-run: build venv
+run: wasm venv
 	@echo "llm-gateway: http://127.0.0.1:10000/v1  (admin/metrics: http://127.0.0.1:9901/stats/prometheus)"
 	@if [ -z "$$OPENAI_API_KEY$$ANTHROPIC_API_KEY$$AZURE_OPENAI_API_KEY$$GEMINI_API_KEY" ]; then echo "No provider keys: every model is served by the built-in demo provider."; fi
 	@if [ -n "$$OPENAI_API_KEY" ]; then echo "OPENAI_API_KEY set: gpt-*/o* models and openai/<model> go to api.openai.com."; fi
@@ -31,7 +31,10 @@ toolchain:
 	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 
-build: toolchain native
+build: wasm native
+
+# The Wasm filter alone (what `make run` loads).
+wasm: toolchain
 	cargo build --release --target $(TARGET)
 
 # libllm_gateway.so: the same filter as an Envoy dynamic module (docs/native.md).

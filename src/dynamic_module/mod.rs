@@ -313,14 +313,22 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_new(
     Box::into_raw(Box::new(filter)).cast()
 }
 
-/// The filter behind a pointer `on_http_filter_new` returned.
+/// Runs `hook` on the filter behind `module` (a pointer `on_http_filter_new` returned);
+/// `otherwise` when it is null.
 ///
 /// # Safety
-/// `filter` is live and used by this thread only (Envoy calls a filter's hooks on its
+/// `module` is live and used by this thread only (Envoy calls a filter's hooks on its
 /// worker thread, one at a time).
-unsafe fn filter<'a>(filter: *mut c_void) -> Option<&'a mut ModuleFilter> {
+unsafe fn with_filter<T>(
+    module: *mut c_void,
+    otherwise: T,
+    hook: impl FnOnce(&mut RequestFlow, &mut NativeHost) -> T,
+) -> T {
     // SAFETY: see above.
-    unsafe { filter.cast::<ModuleFilter>().as_mut() }
+    match unsafe { module.cast::<ModuleFilter>().as_mut() } {
+        Some(f) => hook(&mut f.flow, &mut f.host),
+        None => otherwise,
+    }
 }
 
 fn headers_status(flow: Flow) -> HeadersStatus {
@@ -347,10 +355,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
     end_of_stream: bool,
 ) -> HeadersStatus {
     // SAFETY: hook contract.
-    let Some(f) = (unsafe { filter(module) }) else {
-        return HEADERS_CONTINUE;
-    };
-    headers_status(f.flow.on_request_headers(&mut f.host, end_of_stream))
+    unsafe {
+        with_filter(module, HEADERS_CONTINUE, |flow, host| {
+            headers_status(flow.on_request_headers(host, end_of_stream))
+        })
+    }
 }
 
 /// # Safety
@@ -362,11 +371,12 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_body(
     end_of_stream: bool,
 ) -> BodyStatus {
     // SAFETY: hook contract.
-    let Some(f) = (unsafe { filter(module) }) else {
-        return BODY_CONTINUE;
-    };
-    let size = f.host.body_size(Side::Request);
-    body_status(f.flow.on_request_body(&mut f.host, size, end_of_stream))
+    unsafe {
+        with_filter(module, BODY_CONTINUE, |flow, host| {
+            let size = host.body_size(Side::Request);
+            body_status(flow.on_request_body(host, size, end_of_stream))
+        })
+    }
 }
 
 /// # Safety
@@ -388,10 +398,11 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_headers(
     end_of_stream: bool,
 ) -> HeadersStatus {
     // SAFETY: hook contract.
-    let Some(f) = (unsafe { filter(module) }) else {
-        return HEADERS_CONTINUE;
-    };
-    headers_status(f.flow.on_response_headers(&mut f.host, end_of_stream))
+    unsafe {
+        with_filter(module, HEADERS_CONTINUE, |flow, host| {
+            headers_status(flow.on_response_headers(host, end_of_stream))
+        })
+    }
 }
 
 /// # Safety
@@ -403,11 +414,12 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_response_body(
     end_of_stream: bool,
 ) -> BodyStatus {
     // SAFETY: hook contract.
-    let Some(f) = (unsafe { filter(module) }) else {
-        return BODY_CONTINUE;
-    };
-    let size = f.host.body_size(Side::Response);
-    body_status(f.flow.on_response_body(&mut f.host, size, end_of_stream))
+    unsafe {
+        with_filter(module, BODY_CONTINUE, |flow, host| {
+            let size = host.body_size(Side::Response);
+            body_status(flow.on_response_body(host, size, end_of_stream))
+        })
+    }
 }
 
 /// # Safety
@@ -430,9 +442,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_stream_complete(
     module: *mut c_void,
 ) {
     // SAFETY: hook contract.
-    if let Some(f) = unsafe { filter(module) } {
-        f.flow.on_log(&mut f.host);
-    }
+    unsafe { with_filter(module, (), |flow, host| flow.on_log(host)) }
 }
 
 /// # Safety
