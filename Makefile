@@ -64,10 +64,14 @@ lint: toolchain
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features schema -- -D warnings
 	cargo clippy --features dynamic-module -- -D warnings
+	# The benchmark's own tools (separate crates).
+	for c in noop-filter probe-filter latency-client; do cargo fmt --manifest-path bench/$$c/Cargo.toml -- --check || exit 1; done
+	cargo clippy --release --all-targets --manifest-path bench/latency-client/Cargo.toml --target-dir target/latency-client -- -D warnings
 
 unit:
 	cargo test
 	cargo test --features schema --test config_schema
+	cargo test --release --quiet --manifest-path bench/latency-client/Cargo.toml --target-dir target/latency-client
 
 # Regenerates schema/config.schema.json from the config types in src/config.rs
 # (`unit` fails while the committed file is out of date).
@@ -98,6 +102,7 @@ bench: build venv redis bench-tools
 bench-tools:
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 	@command -v taskset >/dev/null || echo "taskset not found: processes will not be pinned to CPUs"
+	cargo build --release --quiet --manifest-path bench/latency-client/Cargo.toml --target-dir target/latency-client
 	@test -x .bench-venv-litellm/bin/litellm || (python3 -m venv .bench-venv-litellm && \
 	  .bench-venv-litellm/bin/pip install --quiet 'litellm[proxy]==1.106.2') || \
 	  echo "LiteLLM could not be installed: the benchmark runs without it and says so"

@@ -20,13 +20,15 @@ Everything listens on 127.0.0.1. One run starts:
   limit service, `tests/ratelimit_service.py`, on the load generator's CPU).
 
 Then, for each scenario (body size × streaming) and round, it runs the variants one after
-the other (A B C A B C …), each with wrk at a fixed connection count (throughput) and with
-one connection (latency), and reads the CPU time of the process under test from
-/proc/PID/stat before and after each run. Medians over rounds go to bench/results.md
-(and the raw numbers to bench/results.json).
+the other (A B C A B C …) with wrk at a fixed connection count (throughput), reading the CPU
+time of the process under test from /proc/PID/stat before and after each run; then latency
+one request at a time, with `bench/latency-client` sending the request to each Envoy variant
+in turn, so that all of them are sampled in the same seconds of this shared machine (LiteLLM
+with wrk -c1). Medians over rounds go to bench/results.md (and the raw numbers to
+bench/results.json).
 
 The proxies under test are pinned to CPU 0 (`taskset`) with Envoy at `--concurrency 1`;
-wrk and the upstreams are pinned to CPU 1.
+wrk, the latency client and the upstreams are pinned to CPU 1.
 """
 from __future__ import annotations
 
@@ -76,6 +78,8 @@ VARIANTS = ["envoy", "noop", "gateway", "native", "litellm"]
 LABEL = {"envoy": "plain Envoy", "noop": "Envoy + no-op Wasm filter", "gateway": "Envoy + llm-gateway",
          "native": "Envoy + llm-gateway, native module", "litellm": "LiteLLM"}
 NOOP_WASM = ROOT / "target" / "noop-filter" / "wasm32-wasip1" / "release" / "noop_filter.wasm"
+# One request at a time, interleaved over the variants (bench/latency-client): latency @1.
+LATENCY_CLIENT = ROOT / "target" / "latency-client" / "release" / "latency-client"
 # The no-op filter (the floor of any Rust proxy-wasm filter) is measured in these scenarios only.
 NOOP_SCENARIOS = {"4KB", "4KB-stream", "chunked"}
 # 4 KB scenarios of the other paths through the gateway (see `extra_scenarios`).
@@ -391,6 +395,17 @@ def ensure_noop() -> str:
     return "" if NOOP_WASM.exists() else f"the no-op filter did not build: {r.stderr[-300:]}"
 
 
+def ensure_latency_client():
+    """Builds bench/latency-client (standard library only) unless it is built."""
+    if LATENCY_CLIENT.exists():
+        return
+    r = subprocess.run(["cargo", "build", "--release", "--manifest-path", str(HERE / "latency-client" / "Cargo.toml"),
+                        "--target-dir", str(ROOT / "target" / "latency-client")],
+                       capture_output=True, text=True, timeout=600)
+    if not LATENCY_CLIENT.exists():
+        sys.exit(f"bench/latency-client did not build: {r.stderr[-600:]}")
+
+
 def start_envoy(name: str, cfg: dict, port: int, admin: int, workdir: Path, cpu: str,
                 extra_env: dict | None = None) -> Proc:
     path = workdir / f"{name}.json"
@@ -488,44 +503,29 @@ def measure(target: Proc, port: int, body_file: Path, headers: dict, connections
     }
 
 
-def first_byte_probe(port: int, body: bytes, headers: dict, gap_ms: int) -> dict:
-    """One streamed request on a raw socket: time to the first SSE event and to the end,
-    and how many HTTP chunks the client received (one per body callback the proxy forwarded)."""
-    h = {"host": "127.0.0.1", "content-type": "application/json", "content-length": str(len(body)),
-         "x-bench-first-gap-ms": str(gap_ms), **headers}
-    req = b"POST /v1/chat/completions HTTP/1.1\r\n" + b"".join(
-        f"{k}: {v}\r\n".encode() for k, v in h.items()) + b"\r\n" + body
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    t0 = time.perf_counter()
-    s.sendall(req)
-    buf, first, end = b"", None, None
-    while True:
-        data = s.recv(65536)
-        if not data:
-            break
-        buf += data
-        if first is None and b"data:" in buf:
-            first = time.perf_counter()
-        if buf.endswith(b"0\r\n\r\n"):
-            end = time.perf_counter()
-            break
-    s.close()
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    chunks = 0
-    if b"chunked" in head.lower():
-        pos = 0
-        while pos < len(rest):
-            nl = rest.find(b"\r\n", pos)
-            if nl < 0:
-                break
-            size = int(rest[pos:nl].split(b";")[0] or b"0", 16)
-            if size == 0:
-                break
-            chunks += 1
-            pos = nl + 2 + size + 2
-    return {"ttfb_ms": (first - t0) * 1000 if first else None,
-            "total_ms": (end - t0) * 1000 if end else None, "chunks": chunks}
+def interleaved(targets: list[tuple[str, int, str, dict]], body_file: Path, *, seconds: float | None = None,
+                requests: int | None = None, warmup: int = 20, first_event: bool = False) -> dict:
+    """One request at a time, round-robin over `targets` ((name, port, path, headers)) on
+    kept-alive connections (bench/latency-client), so every variant's samples come from the
+    same seconds of this shared machine. Per name: the client's statistics (µs)."""
+    argv = [str(LATENCY_CLIENT), "--body", str(body_file), "--warmup", str(warmup)]
+    argv += ["--seconds", f"{seconds:g}"] if seconds is not None else ["--requests", str(requests or 100)]
+    if first_event:
+        argv.append("--first-event")
+    for name, port, path, headers in targets:
+        argv += ["--target", name, str(port), path]
+        for k, v in headers.items():
+            argv += ["--header", f"{k}: {v}"]
+    if shutil.which("taskset"):
+        argv = ["taskset", "-c", LOADGEN_CPU] + argv
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=(seconds or 60) * 4 + 120)
+    if r.returncode != 0:
+        raise RuntimeError(f"latency-client failed: {r.stderr[-600:]}")
+    out = {}
+    for t in json.loads(r.stdout)["targets"]:
+        out[t["name"]] = {**t, "requests": t["samples"],
+                          "error_kinds": {"client": t["errors"]} if t["errors"] else {}}
+    return out
 
 
 # --------------------------------------------------------------------------- report
@@ -624,9 +624,18 @@ def write_report(path: Path, meta: dict, summary: dict, scenarios: list[dict], v
       f"to CPU {PROXY_CPU} with `taskset`; wrk (`-t1`) and both upstreams are pinned to CPU {LOADGEN_CPU}, "
       "so the load generator does not compete with the proxy under test (other processes on the machine still can). The no-op Wasm filter is measured in the 4 KB and chunked-stream scenarios only.")
     w(f"* Per scenario and round: wrk with {meta['connections']} connections for {meta['seconds']} s "
-      f"(throughput, latency under load, CPU), then 1 connection for {meta['single_seconds']} s (latency "
-      f"one request at a time). {meta['rounds']} rounds, order {' → '.join(LABEL[v] for v in variants)} "
-      "in each scenario of each round; a short warm-up precedes the first round.")
+      f"per variant (throughput, latency under load, CPU), {meta['rounds']} rounds, order "
+      f"{' → '.join(LABEL[v] for v in variants)} in each scenario of each round; a short warm-up precedes "
+      "the first round.")
+    if meta.get("latency_client"):
+        w(f"* Latency one request at a time (`@1`): `bench/latency-client` sends the request to each Envoy variant "
+          f"in turn (A B C A B C …, on one kept-alive connection each) for {meta['single_seconds']} s per variant, "
+          "so every variant's samples come from the same seconds of this shared machine and the difference of "
+          "two medians is not the difference of two quiet or busy moments; LiteLLM (tens of ms per request) "
+          f"is measured on its own with wrk `-c1` for {meta['single_seconds']} s.")
+    else:
+        w(f"* Latency one request at a time (`@1`): wrk with 1 connection for {meta['single_seconds']} s per "
+          "variant, after its throughput run.")
     w("* CPU ms/request: utime+stime of the proxy process (and its children) from `/proc/PID/stat` before "
       "and after each throughput run, divided by the requests completed (tick = 10 ms; runs last seconds).")
     w("* Upstream: an Envoy `direct_response` (fixed OpenAI chat.completion JSON, or a 24-event SSE stream "
@@ -683,8 +692,9 @@ def write_report(path: Path, meta: dict, summary: dict, scenarios: list[dict], v
     w("")
     w("## Results")
     w("")
-    w("Ratios are to plain Envoy in the same run. `p50/p99 @1` is latency with one connection (one request "
-      "at a time): the cleanest view of added latency. `req/CPU-s` is requests per second of proxy CPU.")
+    w("Ratios are to plain Envoy in the same run. `p50/p99 @1` is latency one request at a time (for the "
+      "Envoy variants interleaved with each other, see above): the cleanest view of added latency. "
+      "`req/CPU-s` is requests per second of proxy CPU.")
     w("")
     w(f"| scenario | variant | req/s @{meta['connections']} | ratio | p50 @{meta['connections']} | p99 @{meta['connections']} "
       "| p50 @1 | p99 @1 | added p50 @1 | CPU ms/req | ratio | req/CPU-s | CPU use |")
@@ -710,7 +720,7 @@ def write_report(path: Path, meta: dict, summary: dict, scenarios: list[dict], v
         w(f"The chunked upstream sends the first SSE event, waits {meta['probe_gap_ms']} ms, then sends the rest "
           "(1 ms apart). Time from sending the request to the first `data:` byte at the client, and how many "
           f"HTTP chunks the client received (medians of {meta['probe_n']} sequential requests per variant, "
-          "alternating).")
+          "interleaved over the variants by `bench/latency-client`).")
         w("")
         w("| variant | time to first event | added | whole response | chunks received |")
         w("| --- | ---: | ---: | ---: | ---: |")
@@ -927,7 +937,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=3, help="throughput run length")
-    ap.add_argument("--single-seconds", type=float, default=2, help="one-connection latency run length")
+    ap.add_argument("--single-seconds", type=float, default=2, help="latency one request at a time: seconds per variant (interleaved)")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--sizes", default="1KB,4KB,16KB,1MB")
     ap.add_argument("--extras", default=",".join(EXTRAS),
@@ -952,11 +962,12 @@ def main():
         sys.exit("wrk is not installed (make bench installs it: apt-get install -y wrk)")
     if not ENVOY.exists() or not harness.WASM.exists() or not harness.NATIVE_MODULE.exists():
         sys.exit("run `make venv build` first")
+    ensure_latency_client()
     workdir = Path(tempfile.mkdtemp(prefix="llmgw-bench-"))
     log("work dir", workdir)
     meta = {"machine": machine(), "load_start": loadavg(), "rounds": a.rounds, "seconds": a.seconds,
             "single_seconds": a.single_seconds, "connections": a.connections, "events": 24,
-            "probe_gap_ms": 50, "probe_n": 15, "commands": []}
+            "probe_gap_ms": 50, "latency_client": True, "probe_n": 40, "commands": []}
 
     up_port, up_admin, ch_port = free_port(), free_port(), free_port()
     ports = {v: free_port() for v in VARIANTS + ["gateway-quota", "gateway-global"]}
@@ -1031,8 +1042,11 @@ def main():
             ".bench-venv-litellm/bin/litellm --config litellm.yaml --host 127.0.0.1 --port PORT",
             f"BENCH_BODY=body.json taskset -c {LOADGEN_CPU} wrk -t1 -c{a.connections} -d{a.seconds:g}s --timeout 10s "
             "-s bench/post.lua http://127.0.0.1:PORT/v1/chat/completions",
+            f"taskset -c {LOADGEN_CPU} target/latency-client/release/latency-client --body body.json --warmup 20 "
+            f"--seconds {a.single_seconds:g}×VARIANTS --target envoy PORT /v1/chat/completions --target gateway PORT "
+            "/v1/chat/completions --target native PORT /v1/chat/completions …",
             f"BENCH_BODY=body.json taskset -c {LOADGEN_CPU} wrk -t1 -c1 -d{a.single_seconds:g}s --timeout 10s "
-            "-s bench/post.lua http://127.0.0.1:PORT/v1/chat/completions",
+            "-s bench/post.lua http://127.0.0.1:LITELLM_PORT/v1/chat/completions",
         ]
 
         scenarios = scenario_list(a.sizes.split(","), extras, not a.no_chunked)
@@ -1078,31 +1092,41 @@ def main():
         results = []
         for rnd in range(a.rounds):
             for sc in scenarios:
+                loads = {}
                 for v in runs(sc):
                     pk = proc_of(v, sc)
-                    load = measure(procs[pk], ports[pk], sc["file"], headers_for(v, sc), a.connections, a.seconds,
-                                   sc["path"])
-                    single = measure(procs[pk], ports[pk], sc["file"], headers_for(v, sc), 1, a.single_seconds,
-                                     sc["path"])
+                    loads[v] = measure(procs[pk], ports[pk], sc["file"], headers_for(v, sc), a.connections,
+                                       a.seconds, sc["path"])
+                # Latency one request at a time: the Envoy variants interleaved (the same total
+                # time as one connection per variant for --single-seconds); LiteLLM, ~40× slower
+                # per request, on its own with wrk -c1.
+                fast = [v for v in runs(sc) if v != "litellm"]
+                singles = interleaved([(v, ports[proc_of(v, sc)], sc["path"], headers_for(v, sc)) for v in fast],
+                                      sc["file"], seconds=a.single_seconds * len(fast))
+                for v in runs(sc):
+                    pk = proc_of(v, sc)
+                    load = loads[v]
+                    single = singles.get(v) or measure(procs[pk], ports[pk], sc["file"], headers_for(v, sc), 1,
+                                                       a.single_seconds, sc["path"])
                     results.append({"round": rnd, "scenario": sc["name"], "variant": v, "load": load,
                                     "single": single})
                     log(f"round {rnd + 1}/{a.rounds} {sc['name']:>11} {v:>8}: {load['rps']:9.0f} req/s "
-                        f"p50 {load['p50_us'] or 0:7d} µs  @1 p50 {single['p50_us'] or 0:7d} µs  "
+                        f"p50 {load['p50_us'] or 0:7d} µs  @1 p50 {single['p50_us'] or 0:7.0f} µs  "
                         f"cpu {load['cpu_ms_per_req'] or 0:.4f} ms/req  err {load['errors'] + single['errors']}")
 
         probes = {}
         chunked = [sc for sc in scenarios if sc["name"] == "chunked"]
         if chunked:
             log("first-byte probe")
-            probe_body = chat_body(1024, "m-chunked", True)
-            samples = {v: [] for v in variants}
-            for _ in range(meta["probe_n"]):
-                for v in variants:
-                    samples[v].append(first_byte_probe(ports[v], probe_body,
-                                                       {**headers_for(v, chunked[0]), "x-bench-upstream": "chunked"},
-                                                       meta["probe_gap_ms"]))
-            probes = {v: {k: med([x[k] for x in xs]) for k in ("ttfb_ms", "total_ms", "chunks")}
-                      for v, xs in samples.items()}
+            probe_file = workdir / "body-probe.json"
+            probe_file.write_bytes(chat_body(1024, "m-chunked", True))
+            got = interleaved([(v, ports[v], "/v1/chat/completions",
+                                {**headers_for(v, chunked[0]), "x-bench-upstream": "chunked",
+                                 "x-bench-first-gap-ms": str(meta["probe_gap_ms"])}) for v in variants],
+                              probe_file, requests=meta["probe_n"], warmup=2, first_event=True)
+            probes = {v: {"ttfb_ms": t["first_p50_us"] / 1000, "ttfb_p90_ms": t["first_p90_us"] / 1000,
+                          "total_ms": t["p50_us"] / 1000, "chunks": t["chunks"], "samples": t["samples"]}
+                      for v, t in got.items()}
     finally:
         for p in procs.values():
             p.stop()
