@@ -14,6 +14,12 @@ native`) with the same configuration, optionally another llm_gateway.wasm
     .venv/bin/python bench/instructions.py [--requests 200] [--compare OLD.wasm] [--probes]
                                            [--body-kb 4] [--stream] [--attributes '[]']
                                            [--scenario anthropic|anthropic-stream|messages|quota|quota-global]
+                                           [--chunked]
+
+`--chunked` counts per streamed chunk instead: a 1 KB streamed request whose 24-event answer
+arrives in one piece, and the same request answered by `chunked_upstream.py` one event per
+HTTP chunk (24 body callbacks); the difference over the 23 extra chunks is what each chunk
+costs, beside plain Envoy's.
 """
 from __future__ import annotations
 
@@ -114,9 +120,12 @@ def main():
     ap.add_argument("--compare", default="", help="another llm_gateway.wasm to count alongside")
     ap.add_argument("--probes", action="store_true", help="also count the host-call probes")
     ap.add_argument("--body-kb", type=int, default=4, help="request body size in KiB (default 4)")
-    ap.add_argument("--stream", action="store_true", help="streaming requests (\"stream\": true)")
+    ap.add_argument("--stream", action="store_true",
+                    help="streaming requests (\"stream\": true) answered with make bench's 24-event SSE stream")
     ap.add_argument("--attributes", default=None, metavar="JSON",
                     help='also count llm-gateway with this access_log_attributes list, e.g. \'[]\'')
+    ap.add_argument("--chunked", action="store_true",
+                    help="per-chunk cost: a 1 KB stream answered in one piece vs one event per chunk")
     ap.add_argument("--scenario", choices=run.EXTRAS, default=None,
                     help="one of make bench's 4 KB scenarios of other paths (translation, quotas) "
                          "instead of the plain chat request")
@@ -125,8 +134,12 @@ def main():
         sys.exit("valgrind is needed: apt-get install -y valgrind")
     workdir = Path(tempfile.mkdtemp(prefix="llmgw-instr-"))
     body = workdir / "body.json"
-    body.write_bytes(run.chat_body(a.body_kb * 1024, "m", a.stream))
+    # A stream is answered as in make bench's stream scenarios: model `m-stream` (its provider's
+    # path) and `x-bench-stream` (plain Envoy's route) select the upstream's SSE answer.
+    body.write_bytes(run.chat_body(a.body_kb * 1024, "m-stream" if a.stream else "m", a.stream))
     path, gw_headers, plain_headers, quota = "/v1/chat/completions", {}, {}, None
+    if a.stream:
+        gw_headers = plain_headers = {"x-bench-stream": "1"}
     if a.scenario:
         sc = run.extra_scenarios([a.scenario])[0]
         body.write_bytes(sc["body"])
@@ -136,24 +149,37 @@ def main():
     up_port, up_admin = run.free_port(), run.free_port()
     upstream = run.start_envoy("upstream", run.upstream_envoy_config(up_port, up_admin), up_port, up_admin,
                                workdir, None)
+    # (name, body, extra headers): one request kind, or the two of --chunked.
+    kinds = [("", body, {})]
+    ch_port, chunked_upstream = up_port, None
+    if a.chunked:
+        ch_port = run.free_port()
+        # 3 ms apart: Envoy under callgrind is ~50× slower, and each event must still arrive
+        # (and be handled) on its own.
+        chunked_upstream = run.Proc("chunked", [sys.executable, str(HERE / "chunked_upstream.py"), "--port",
+                                                str(ch_port), "--events", "20", "--gap-ms", "3"], workdir, cpu=None)
+        one, chunked = workdir / "stream-1k.json", workdir / "chunked-1k.json"
+        one.write_bytes(run.chat_body(1024, "m-stream", True))
+        chunked.write_bytes(run.chat_body(1024, "m-chunked", True))
+        kinds = [("one piece", one, {"x-bench-stream": "1"}), ("chunked", chunked, {"x-bench-upstream": "chunked"})]
     helpers, rls = [], None
     if quota == "global":
         helpers, rls = run.start_rate_limit_service(workdir)
-    variants = {"plain Envoy": run.plain_config(0, 0, up_port, up_port)}
+    variants = {"plain Envoy": run.plain_config(0, 0, up_port, ch_port)}
     if not run.ensure_noop():
-        variants["Envoy + no-op Wasm filter"] = run.noop_config(0, 0, up_port, up_port)
+        variants["Envoy + no-op Wasm filter"] = run.noop_config(0, 0, up_port, ch_port)
     # Envoy runs ~50× slower under callgrind: give the rate limit service time to answer.
     gw = {"quota": quota, "rls": rls, "rls_timeout_ms": 30000}
-    variants["Envoy + llm-gateway"] = run.gateway_config(0, 0, up_port, up_port, **gw)
+    variants["Envoy + llm-gateway"] = run.gateway_config(0, 0, up_port, ch_port, **gw)
     if quota != "global" and run.harness.NATIVE_MODULE.exists():
         os.environ.update(run.NATIVE_ENV)  # inherited by every Envoy started below; harmless to the others
-        variants["Envoy + llm-gateway, native module"] = run.native_config(0, 0, up_port, up_port, **gw)
+        variants["Envoy + llm-gateway, native module"] = run.native_config(0, 0, up_port, ch_port, **gw)
     if a.compare:
-        cfg = run.gateway_config(0, 0, up_port, up_port, **gw)
+        cfg = run.gateway_config(0, 0, up_port, ch_port, **gw)
         run.harness._wasm_filter(cfg)["vm_config"]["code"]["local"]["filename"] = str(Path(a.compare).resolve())
         variants[f"Envoy + {Path(a.compare).name}"] = cfg
     if a.attributes is not None:
-        cfg = run.gateway_config(0, 0, up_port, up_port, **gw)
+        cfg = run.gateway_config(0, 0, up_port, ch_port, **gw)
         wasm = run.harness._wasm_filter(cfg)
         plugin = run.json.loads(wasm["configuration"]["value"])
         plugin["access_log_attributes"] = run.json.loads(a.attributes)
@@ -165,17 +191,32 @@ def main():
                         str(run.ROOT / "target" / "probe-filter")], capture_output=True)
         for name, (conf, _) in probe.VARIANTS.items():
             variants[f"probe: {name}"] = probe.probe_config(0, 0, up_port, up_port, conf)
-    results = {}
+    results, by_kind = {}, {}
     try:
-        for i, (name, cfg) in enumerate(variants.items()):
-            gateway = "llm-gateway" in name or name.endswith(".wasm")
-            results[name] = count(f"v{i}", cfg, body, workdir, a.requests, path,
-                                  gw_headers if gateway else plain_headers)
-            run.log(f"{name}: {results[name]['per_request']:,.0f} instructions/request")
+        for k, (kind, kind_body, kind_headers) in enumerate(kinds):
+            for i, (name, cfg) in enumerate(variants.items()):
+                gateway = "llm-gateway" in name or name.endswith(".wasm")
+                headers = {**(gw_headers if gateway else plain_headers), **kind_headers}
+                r = count(f"v{k}-{i}", cfg, kind_body, workdir, a.requests, path, headers)
+                by_kind[(kind, name)] = results[name] = r
+                run.log(f"{name}{' (' + kind + ')' if kind else ''}: {r['per_request']:,.0f} instructions/request")
     finally:
         upstream.stop()
+        if chunked_upstream:
+            chunked_upstream.stop()
         for h in helpers:
             h.stop()
+    if a.chunked:
+        print("| variant | 1 KB stream, one piece | the same, 24 chunks | per extra chunk | added per chunk |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        per = {n: (by_kind[("chunked", n)]["per_request"] - by_kind[("one piece", n)]["per_request"]) / 23
+               for n in variants}
+        for name in variants:
+            added = per[name] - per["plain Envoy"]
+            print(f"| {name} | {by_kind[('one piece', name)]['per_request']:,.0f} | "
+                  f"{by_kind[('chunked', name)]['per_request']:,.0f} | {per[name]:,.0f} | "
+                  f"{'' if name == 'plain Envoy' else f'{added:,.0f}'} |")
+        return
     base = results["plain Envoy"]["per_request"]
     print("| variant | instructions/request | × plain Envoy | Wasm code | V8 stubs | Envoy | libc |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -770,25 +770,35 @@ def goal_rows(s, row, probes: dict, meta: dict, v: str, build: str):
             r >= 0.95 and 1 / cpu >= 0.95)
         add = g["p50_1_us"] - e["p50_1_us"]
         nadd = f"; no-op Wasm filter {n['p50_1_us'] - e['p50_1_us']:.0f} µs" if n else ""
-        row("4 KB chat, non-streaming: added p50" + build, "≤ 50 µs", f"{add:.0f} µs (one connection{nadd})", add <= 50)
+        row("4 KB chat, non-streaming: added p50" + build, "≤ 50 µs", f"{add:.0f} µs (one request at a time{nadd})", add <= 50)
     g, e = s("1MB", v), s("1MB", "envoy")
     if g and e:
         add = (g["p50_1_us"] - e["p50_1_us"]) / 1000
-        row("1 MB request: added latency (p50)" + build, "≤ 2 ms", f"{add:.2f} ms (one connection)", add <= 2)
+        row("1 MB request: added latency (p50)" + build, "≤ 2 ms", f"{add:.2f} ms (one request at a time)", add <= 2)
     gs, es = s("1MB-stream", v), s("1MB-stream", "envoy")
     if gs and es:
         add = (gs["p50_1_us"] - es["p50_1_us"]) / 1000
-        row("1 MB streaming request: added latency (p50)" + build, "≤ 2 ms", f"{add:.2f} ms (one connection)", add <= 2)
+        row("1 MB streaming request: added latency (p50)" + build, "≤ 2 ms", f"{add:.2f} ms (one request at a time)", add <= 2)
     g, e, nf = s("chunked", v), s("chunked", "envoy"), wasm and s("chunked", "noop")
     # Plain Envoy forwards each upstream read as one chunk: its count is the number of
     # body callbacks the filter gets.
     chunks = probes.get("envoy", {}).get("chunks") if probes else None
+    # The same 1 KB request, not streamed: what the gateway adds to any request (routing,
+    # rewrite, usage, metrics), which a stream pays once, not per chunk.
+    b, be = s("1KB", v), s("1KB", "envoy")
     if g and e:
         n = chunks or meta["events"]
-        per = (g["cpu_ms"] - e["cpu_ms"]) * 1000 / n
+        whole = (g["cpu_ms"] - e["cpu_ms"]) * 1000
         floor = f"; no-op Wasm filter {(nf['cpu_ms'] - e['cpu_ms']) * 1000 / n:.1f} µs" if nf else ""
-        row("streaming: added CPU per chunk" + build, "≤ 10 µs",
-            f"{per:.1f} µs ({(g['cpu_ms'] - e['cpu_ms']) * 1000:.0f} µs per request / {n} chunks{floor})", per <= 10)
+        if b and be:
+            once = (b["cpu_ms"] - be["cpu_ms"]) * 1000
+            per = (whole - once) / n
+            text = (f"{per:.1f} µs (({whole:.0f} µs added per streamed request − {once:.0f} µs added per 1 KB "
+                    f"non-streaming request) / {n} chunks; all added CPU / {n}: {whole / n:.1f} µs{floor})")
+        else:
+            per = whole / n
+            text = f"{per:.1f} µs ({whole:.0f} µs per request / {n} chunks{floor})"
+        row("streaming: added CPU per chunk" + build, "≤ 10 µs", text, per <= 10)
 
 def goals_section(summary: dict, probes: dict, meta: dict) -> str:
     """Where each goal stands, from the numbers of this run."""
