@@ -36,6 +36,7 @@ pub mod sigv4;
 pub mod sse;
 pub mod stream;
 pub mod stream_anthropic;
+mod stream_chunk;
 pub mod swar;
 pub mod translate;
 pub mod usage;

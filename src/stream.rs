@@ -78,7 +78,12 @@ impl OpenAiStreamObserver {
             self.done = true;
             return forward;
         }
-        let chunk: Chunk<'_> = match serde_json::from_str(data) {
+        // The usual content chunk without serde; anything else with it.
+        let parsed = match crate::stream_chunk::content_chunk(data) {
+            Some(choices) => Ok(Chunk::of_choices(choices)),
+            None => serde_json::from_str(data),
+        };
+        let chunk: Chunk<'_> = match parsed {
             Ok(c) => c,
             Err(_) => {
                 if is_error_event {
@@ -240,6 +245,35 @@ struct Chunk<'a> {
     response: Option<ResponseObject<'a>>,
 }
 
+/// serde's reading of a chunk, for the fast reader's property test: the number of
+/// choices, whether one carries content, the text pieces in order, and whether the chunk
+/// has usage, an error or Responses API members.
+#[cfg(test)]
+pub(crate) fn serde_reading(data: &str) -> Option<(usize, bool, Vec<String>, bool)> {
+    let c: Chunk<'_> = serde_json::from_str(data).ok()?;
+    let other = c.usage.is_some()
+        || c.error.is_some()
+        || c.kind.is_some()
+        || c.delta.is_some()
+        || c.response.is_some();
+    let choices = c.choices.unwrap_or_default();
+    let texts = choices.texts().map(str::to_owned).collect();
+    Some((choices.count, choices.has_content, texts, other))
+}
+
+impl<'a> Chunk<'a> {
+    fn of_choices(choices: Choices<'a>) -> Self {
+        Chunk {
+            choices: Some(choices),
+            usage: None,
+            error: None,
+            kind: None,
+            delta: None,
+            response: None,
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 struct ResponseObject<'a> {
     #[serde(default, borrow)]
@@ -303,15 +337,15 @@ impl<'de> Deserialize<'de> for Code {
 /// content, and the output text pieces in stream order. A chunk almost always has
 /// one choice with one text piece, which is kept inline without allocating.
 #[derive(Default)]
-struct Choices<'a> {
-    count: usize,
-    has_content: bool,
+pub(crate) struct Choices<'a> {
+    pub(crate) count: usize,
+    pub(crate) has_content: bool,
     first: Option<Str<'a>>,
     more: Vec<Str<'a>>,
 }
 
 impl<'a> Choices<'a> {
-    fn add(&mut self, s: Option<Str<'a>>) {
+    pub(crate) fn add(&mut self, s: Option<Str<'a>>) {
         let Some(s) = s else { return };
         if s.as_str().is_empty() {
             return;
@@ -324,7 +358,7 @@ impl<'a> Choices<'a> {
         }
     }
 
-    fn texts(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn texts(&self) -> impl Iterator<Item = &str> {
         self.first
             .iter()
             .chain(self.more.iter())

@@ -1,0 +1,433 @@
+//! The common OpenAI stream chunk, read without serde.
+//!
+//! Nearly every event of a chat/completions stream is one shape:
+//! `{"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[{"index":0,
+//! "delta":{"content":"…"},"logprobs":null,"finish_reason":null}],"usage":null}`. serde
+//! reads it member by member, decoding every key and skipping every value it does not
+//! need (~5,000 instructions an event natively, ~9,000 in Wasm, the largest cost of a
+//! streamed answer). [`content_chunk`] walks the same bytes once with [`json_scan`]'s
+//! validating skips and collects exactly what [`crate::stream`]'s serde reader would:
+//! the number of choices and their text pieces, in the same order.
+//!
+//! It accepts only what it can read with certainty and answers `None` for everything
+//! else — a non-null `usage` or `error`, Responses API members (`type`, `delta`,
+//! `response`), tool or function calls, escaped keys, duplicate members, values of an
+//! unexpected type, invalid JSON — and the caller then parses the event with serde, so
+//! results never differ (a property test holds the two readers to the same answer).
+
+use std::borrow::Cow;
+
+use crate::estimate::Str;
+use crate::json_scan::{skip_short_string, skip_value};
+use crate::stream::Choices;
+
+/// The choices of a chunk that has no usage, error or Responses API member; `None` when
+/// the chunk is anything else (see the module documentation).
+pub(crate) fn content_chunk(data: &str) -> Option<Choices<'_>> {
+    let b = data.as_bytes();
+    let mut choices: Option<Choices<'_>> = None;
+    let (mut usage, mut error) = (false, false);
+    let end = object(b, ws(b, 0), |key, i| {
+        Some(match key {
+            b"choices" if choices.is_none() => {
+                let (c, end) = choice_array(data, i)?;
+                choices = Some(c);
+                end
+            }
+            // Only `null` is read here: a usage or error object goes to serde.
+            b"usage" if !usage => {
+                usage = true;
+                null(b, i)?
+            }
+            b"error" if !error => {
+                error = true;
+                null(b, i)?
+            }
+            b"choices" | b"usage" | b"error" | b"type" | b"delta" | b"response" => return None,
+            _ => skip_member(b, i)?,
+        })
+    })?;
+    (ws(b, end) == b.len()).then(|| choices.unwrap_or_default())
+}
+
+/// `choices`: `null` (no choices) or an array of choice objects (`null` elements count
+/// as choices without text, as serde's lenient reader has it).
+fn choice_array(data: &str, i: usize) -> Option<(Choices<'_>, usize)> {
+    let b = data.as_bytes();
+    let mut acc = Choices::default();
+    if let Some(end) = null(b, i) {
+        return Some((acc, end));
+    }
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut i = ws(b, i + 1);
+    if b.get(i) == Some(&b']') {
+        return Some((acc, i + 1));
+    }
+    loop {
+        acc.count += 1;
+        i = match null(b, i) {
+            Some(end) => end,
+            None => choice(data, i, &mut acc)?,
+        };
+        i = ws(b, i);
+        match b.get(i) {
+            Some(b',') => i = ws(b, i + 1),
+            Some(b']') => return Some((acc, i + 1)),
+            _ => return None,
+        }
+    }
+}
+
+/// One choice object: its `text` and its `delta`'s text pieces, added in serde's order
+/// (text, then reasoning_content, reasoning, content, refusal).
+fn choice<'a>(data: &'a str, i: usize, acc: &mut Choices<'a>) -> Option<usize> {
+    let b = data.as_bytes();
+    let mut text: Option<Option<Str<'a>>> = None;
+    let mut delta: Option<Option<[Option<Str<'a>>; 4]>> = None;
+    let end = object(b, i, |key, i| {
+        Some(match key {
+            b"text" if text.is_none() => {
+                let (s, end) = string_or_null(data, i)?;
+                text = Some(s);
+                end
+            }
+            b"delta" if delta.is_none() => match null(b, i) {
+                Some(end) => {
+                    delta = Some(None);
+                    end
+                }
+                None => {
+                    let (pieces, end) = delta_object(data, i)?;
+                    delta = Some(Some(pieces));
+                    end
+                }
+            },
+            b"text" | b"delta" => return None,
+            _ => skip_member(b, i)?,
+        })
+    })?;
+    acc.add(text.flatten());
+    if let Some(pieces) = delta.flatten() {
+        for piece in pieces {
+            acc.add(piece);
+        }
+    }
+    Some(end)
+}
+
+/// A `delta` object: reasoning_content, reasoning, content and refusal, in that order.
+/// Tool and function calls (unless `null`) are left to serde.
+fn delta_object(data: &str, i: usize) -> Option<([Option<Str<'_>>; 4], usize)> {
+    let b = data.as_bytes();
+    let mut pieces: [Option<Option<Str<'_>>>; 4] = [None, None, None, None];
+    let mut calls = [false, false];
+    let end = object(b, i, |key, i| {
+        let slot = match key {
+            b"reasoning_content" => 0,
+            b"reasoning" => 1,
+            b"content" => 2,
+            b"refusal" => 3,
+            b"tool_calls" | b"function_call" => {
+                let seen = calls.get_mut(usize::from(key == b"function_call"))?;
+                if *seen {
+                    return None;
+                }
+                *seen = true;
+                return null(b, i);
+            }
+            _ => return skip_member(b, i),
+        };
+        let place = pieces.get_mut(slot)?;
+        if place.is_some() {
+            return None;
+        }
+        let (s, end) = string_or_null(data, i)?;
+        *place = Some(s);
+        Some(end)
+    })?;
+    Some((pieces.map(Option::flatten), end))
+}
+
+/// Walks the object that starts at `i`, calling `member(key, value_start)` for each
+/// member; `member` returns where the value ends. Keys with escapes are refused (serde
+/// would decode them before matching). Returns the offset after the closing `}`.
+fn object(
+    b: &[u8],
+    i: usize,
+    mut member: impl FnMut(&[u8], usize) -> Option<usize>,
+) -> Option<usize> {
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut i = ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = skip_short_string(b, i).ok()?;
+        let key = b.get(i + 1..key_end.checked_sub(1)?)?;
+        if key.contains(&b'\\') {
+            return None;
+        }
+        i = ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(b, member(key, ws(b, i + 1))?);
+        match b.get(i) {
+            Some(b',') => i = ws(b, i + 1),
+            Some(b'}') => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// A string (borrowed unless it has escapes, as serde's `Str` reads it) or `null`.
+fn string_or_null(data: &str, i: usize) -> Option<(Option<Str<'_>>, usize)> {
+    let b = data.as_bytes();
+    if let Some(end) = null(b, i) {
+        return Some((None, end));
+    }
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let end = skip_short_string(b, i).ok()?;
+    let inner = data.get(i + 1..end.checked_sub(1)?)?;
+    let text = if inner.contains('\\') {
+        Cow::Owned(serde_json::from_str::<String>(data.get(i..end)?).ok()?)
+    } else {
+        Cow::Borrowed(inner)
+    };
+    Some((Some(Str(Some(text))), end))
+}
+
+/// A member's value that is not read: strings (most of them) with the short-string
+/// scan, anything else with [`skip_value`]; both validate as serde does.
+fn skip_member(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i) {
+        Some(b'"') => skip_short_string(b, i).ok(),
+        _ => skip_value(b, i).ok(),
+    }
+}
+
+/// The offset after a `null` literal at `i`, if there is one.
+fn null(b: &[u8], i: usize) -> Option<usize> {
+    (b.get(i..i + 4) == Some(b"null")).then_some(i + 4)
+}
+
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+        i += 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::serde_reading;
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    use proptest::strategy::ValueTree;
+
+    /// The fast reader's answer in the shape of [`serde_reading`].
+    fn fast(data: &str) -> Option<(usize, bool, Vec<String>, bool)> {
+        let c = content_chunk(data)?;
+        let texts = c.texts().map(str::to_owned).collect();
+        Some((c.count, c.has_content, texts, false))
+    }
+
+    #[test]
+    fn reads_the_usual_chunks_itself_as_serde_does() {
+        let base = r#""id":"chatcmpl-1","object":"chat.completion.chunk","created":1767225600,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_1""#;
+        for rest in [
+            r#""choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null"#,
+            r#""choices":[{"index":0,"delta":{"content":" quick"},"logprobs":null,"finish_reason":null}],"usage":null"#,
+            r#""choices":[{"index":0,"delta":{"content":"line\n\"quoted\" \u00e9 \ud83d\ude00"},"finish_reason":null}]"#,
+            r#""choices":[{"index":0,"delta":{"reasoning_content":"think","content":null}}]"#,
+            r#""choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null"#,
+            r#""choices":[{"index":0,"text":" completion","logprobs":null,"finish_reason":null}]"#,
+            r#""choices":[{"index":0,"delta":{"content":"a"}},{"index":1,"delta":{"content":"b"}}]"#,
+            r#""choices":[]"#,
+        ] {
+            let data = format!("{{{base},{rest}}}");
+            let got = fast(&data);
+            assert!(got.is_some(), "not read without serde: {data}");
+            assert_eq!(got, serde_reading(&data), "{data}");
+        }
+    }
+
+    #[test]
+    fn leaves_the_rest_to_serde() {
+        for data in [
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
+            r#"{"error":{"type":"server_error"}}"#,
+            r#"{"type":"response.output_text.delta","delta":"Hello"}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"name":"f"}}]}}]}"#,
+            r#"{"\u0063hoices":[]}"#,
+            r#"{"choices":[],"choices":[]}"#,
+            r#"{"choices":[{"delta":{"content":1}}]}"#,
+            r#"{"choices":[{"delta":{"content":"a"}}]"#,
+            r#"[{"choices":[]}]"#,
+            r#"{"choices":[]} x"#,
+        ] {
+            assert_eq!(content_chunk(data).map(|c| c.count), None, "{data}");
+        }
+    }
+
+    /// Mostly strings the fast reader takes (so that it reads most chunks and the
+    /// comparison has something to compare), sometimes ones it must leave to serde.
+    fn string_value() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            12 => select(vec![
+                r#""""#,
+                r#"" word""#,
+                r#""other words""#,
+                r#""a\nb""#,
+                r#""\"q\" \\ \/""#,
+                r#""\u00e9\ud83d\ude00""#,
+                r#""é世""#,
+                "null",
+            ]),
+            1 => select(vec![r#""bad \x escape""#, r#""unterminated"#, "5"]),
+        ]
+    }
+
+    fn delta() -> impl Strategy<Value = String> {
+        // Distinct keys in any order (a repeated key is refused, and tested elsewhere),
+        // sometimes a tool or function call.
+        let keys = vec![
+            "content",
+            "reasoning_content",
+            "reasoning",
+            "refusal",
+            "role",
+            "other",
+        ];
+        let members = (
+            prop::sample::subsequence(keys, 0..=5).prop_shuffle(),
+            prop::collection::vec(string_value(), 6),
+        )
+            .prop_map(|(keys, values)| {
+                keys.iter()
+                    .zip(values)
+                    .map(|(k, v)| format!(r#""{k}":{v}"#))
+                    .collect::<Vec<_>>()
+            });
+        let call = select(vec![
+            r#""tool_calls":null"#,
+            r#""tool_calls":[{"index":0,"function":{"name":"f","arguments":"{}"}}]"#,
+            r#""function_call":{"name":"g","arguments":"x"}"#,
+            r#""function_call":null"#,
+            r#""content":"again""#,
+        ]);
+        (
+            members,
+            prop::option::weighted(0.1, call),
+            any::<prop::sample::Index>(),
+        )
+            .prop_map(|(mut m, call, at)| {
+                if let Some(c) = call {
+                    m.insert(at.index(m.len() + 1), c.to_owned());
+                }
+                format!("{{{}}}", m.join(","))
+            })
+    }
+
+    fn choice() -> impl Strategy<Value = String> {
+        let member = prop_oneof![
+            4 => delta().prop_map(|d| format!(r#""delta":{d}"#)),
+            1 => select(vec![r#""delta":null"#, r#""delta":"s""#, r#""index":0"#, r#""logprobs":null"#,
+                r#""finish_reason":"stop""#, r#""logprobs":{"content":[{"token":"a","top_logprobs":[]}]}"#])
+                .prop_map(str::to_owned),
+            1 => string_value().prop_map(|v| format!(r#""text":{v}"#)),
+        ];
+        prop_oneof![
+            16 => prop::collection::vec(member, 0..4).prop_map(|m| format!("{{{}}}", m.join(","))),
+            1 => select(vec!["null", "7", "[]"]).prop_map(str::to_owned),
+        ]
+    }
+
+    fn chunk() -> impl Strategy<Value = String> {
+        let choices = prop_oneof![
+            6 => prop::collection::vec(choice(), 0..3).prop_map(|c| format!(r#""choices":[{}]"#, c.join(","))),
+            1 => select(vec![r#""choices":null"#, r#""choices":{}"#, r#""choices":5"#]).prop_map(str::to_owned),
+        ];
+        let other = prop_oneof![
+            12 => select(vec![
+                r#""id":"chatcmpl-1""#,
+                r#""object":"chat.completion.chunk""#,
+                r#""created":1767225600"#,
+                r#""system_fingerprint":null"#,
+                r#""usage":null"#,
+                r#""error":null"#,
+                r#""x":[1,{"y":[null,true,-0.5e3]}]"#,
+            ]),
+            1 => select(vec![
+                r#""usage":{"prompt_tokens":1}"#,
+                r#""error":{"type":"x"}"#,
+                r#""type":"response.output_text.delta""#,
+                r#""delta":"hi""#,
+                r#""response":{"usage":null}"#,
+                r#""\u0063hoices":[]"#,
+                r#""n":01"#,
+            ]),
+        ]
+        .prop_map(str::to_owned);
+        (
+            choices,
+            prop::collection::vec(other, 0..4),
+            any::<prop::sample::Index>(),
+        )
+            .prop_map(|(c, mut m, at)| {
+                // One `choices` among the other members, at any place (a second one is refused).
+                m.insert(at.index(m.len() + 1), c);
+                format!("{{{}}}", m.join(","))
+            })
+    }
+
+    /// The comparison below is only as good as what the fast reader accepts: most
+    /// generated chunks, multi-piece deltas included.
+    #[test]
+    fn the_generated_chunks_are_mostly_read_without_serde() {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let (mut read, mut several) = (0, 0);
+        for _ in 0..1000 {
+            let data = chunk().new_tree(&mut runner).unwrap().current();
+            if let Some((_, _, texts, _)) = fast(&data) {
+                read += 1;
+                several += usize::from(texts.len() > 1);
+            }
+        }
+        assert!(
+            read > 400 && several > 40,
+            "{read} read, {several} with several pieces"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Whatever the fast reader reads, serde reads the same way; and with a byte cut
+        /// or inserted anywhere (invalid JSON, mostly), it reads it the same way or not
+        /// at all.
+        #[test]
+        fn agrees_with_serde(data in chunk(), cut in any::<prop::sample::Index>(), junk in select(vec!["", "\"", "}", ",", "\\", " "])) {
+            if let Some(got) = fast(&data) {
+                prop_assert_eq!(Some(got), serde_reading(&data), "{}", data);
+            }
+            let at = cut.index(data.len() + 1);
+            if data.is_char_boundary(at) {
+                let mangled = format!("{}{}{}", &data[..at], junk, &data[at..]);
+                if let Some(got) = fast(&mangled) {
+                    prop_assert_eq!(Some(got), serde_reading(&mangled), "{}", mangled);
+                }
+            }
+        }
+    }
+}
