@@ -207,10 +207,11 @@ fn string_or_null(data: &str, i: usize) -> Option<(Option<Str<'_>>, usize)> {
 }
 
 /// A member's value that is not read: strings (most of them) with the short-string
-/// scan, anything else with [`skip_value`]; both validate as serde does.
+/// scan, `null` at once, anything else with [`skip_value`]; all validate as serde does.
 fn skip_member(b: &[u8], i: usize) -> Option<usize> {
     match b.get(i) {
         Some(b'"') => skip_short_string(b, i).ok(),
+        Some(b'n') => null(b, i),
         _ => skip_value(b, i).ok(),
     }
 }
