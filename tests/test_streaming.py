@@ -140,6 +140,73 @@ def test_usage_never_sent_is_estimated(tmp_path):
         m.stop()
 
 
+# Chunks of the shapes the gateway reads itself (src/stream_chunk.rs) and, for comparison,
+# the same chunks with the `choices` key escaped, which only its serde reader takes: both
+# readers must find the same text (the output estimate) and the same first content.
+VARIED_DELTAS = [
+    {"role": "assistant", "content": ""},
+    {"reasoning_content": "Let me think: \"quoted\"\n"},
+    {"reasoning_content": "then", "content": "Caf\u00e9 \u4e16\u754c"},
+    {"content": " a longer answer with several words in it", "refusal": None},
+    {"content": "\ttabbed\\ and slashes /"},
+    {},
+]
+
+
+class VariedChunksMock(MockProvider):
+    """Streams VARIED_DELTAS (two choices in one chunk among them) without usage; with
+    model "escaped", every `choices` key is written `"\u0063hoices"`."""
+
+    def __init__(self):
+        super().__init__("varied", self.handle)
+
+    def events(self, model: str) -> list[bytes]:
+        base = {"id": "chatcmpl-v", "object": "chat.completion.chunk", "created": 1767225600,
+                "model": model, "system_fingerprint": None}
+        chunks = [{**base, "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}]}
+                  for d in VARIED_DELTAS]
+        chunks.insert(3, {**base, "choices": [{"index": 0, "delta": {"content": "first"}},
+                                              {"index": 1, "delta": {"content": "second"}}]})
+        out = []
+        for c in chunks:
+            text = json.dumps(c, separators=(",", ":"))
+            # json.dumps escapes non-ASCII; keep the literal characters in one variant of it.
+            text = text.replace("\\u00e9", "é")
+            if model == "escaped":
+                text = text.replace('"choices"', '"\\u0063hoices"')
+            out.append(b"data: " + text.encode() + b"\n\n")
+        return out + [b"data: [DONE]\n\n"]
+
+    def handle(self, req):
+        chunks = split_odd(self.events(req.json["model"]), 0.01)
+        chunks.append((0.0, b""))
+        return Reply(200, headers={"content-type": "text/event-stream"}, chunks=chunks)
+
+
+def test_fast_and_serde_chunk_readers_find_the_same_text():
+    m = VariedChunksMock().start()
+    try:
+        with gateway(m) as gw:
+            estimates = {}
+            for model in ("plain", "escaped"):
+                status, _, got = stream_request(gw.port, chat(model=model))
+                assert status == 200
+                assert b"".join(d for _, d in got) == b"".join(m.events(model))
+                estimates[model] = gw.wait_metric("llm_gateway_tokens_total", 1, model=model,
+                                                  type="output", estimated="true")
+                deadline = time.time() + 5
+                while estimates[model] == 0 and time.time() < deadline:
+                    time.sleep(0.2)
+                    estimates[model] = gw.metric("llm_gateway_tokens_total", model=model, type="output",
+                                                 estimated="true")
+                assert gw.wait_metric("gen_ai_server_time_to_first_token_ms_count", 1, model=model) == 1
+            text = "".join(d.get("reasoning_content", "") + (d.get("content") or "") for d in VARIED_DELTAS)
+            assert estimates["plain"] == estimates["escaped"]
+            assert len(text) / 6 <= estimates["plain"] <= len(text)
+    finally:
+        m.stop()
+
+
 def test_client_disconnect_mid_stream_still_records_estimated_usage(smock):
     with gateway(smock) as gw:
         status, _, got = stream_request(gw.port, chat(), read_chunks=1)
