@@ -120,6 +120,37 @@ fn openai_events() -> Vec<Vec<u8>> {
     out.into_iter().map(String::into_bytes).collect()
 }
 
+/// The Anthropic stream of `bench/sse_body.py` (`anthropic_sse_events`): message_start,
+/// ping, one text block of 18 deltas, message_delta and message_stop (24 events).
+fn anthropic_events() -> Vec<Vec<u8>> {
+    let ev = |name: &str, data: &str| format!("event: {name}\ndata: {data}\n\n").into_bytes();
+    let mut out = vec![
+        ev(
+            "message_start",
+            r#"{"type":"message_start","message":{"id":"msg_01Bench000000000000000000","type":"message","role":"assistant","model":"claude-haiku-4-5-20251001","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":1200,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1,"service_tier":"standard"}}}"#,
+        ),
+        ev("ping", r#"{"type":"ping"}"#),
+        ev(
+            "content_block_start",
+            r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+        ),
+    ];
+    let words = "The quick brown fox jumps over the lazy dog while benchmarks run";
+    for w in words.split(' ').cycle().take(18) {
+        out.push(ev(
+            "content_block_delta",
+            &format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":" {w}"}}}}"#),
+        ));
+    }
+    out.push(ev(
+        "content_block_stop",
+        r#"{"type":"content_block_stop","index":0}"#,
+    ));
+    out.push(ev("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":18}}"#));
+    out.push(ev("message_stop", r#"{"type":"message_stop"}"#));
+    out
+}
+
 fn plan(content_type: &str, drop_injected_usage: bool) -> ResponsePlan<'_> {
     ResponsePlan {
         client: Api::OpenAi,
@@ -513,8 +544,7 @@ fn driver(spec: &str) {
     let body = Rc::new(chat_body(kib * 1024, stream));
     let chunks: Vec<Rc<Vec<u8>>> = if case.starts_with("astream") {
         // An Anthropic stream arriving in one piece (as from make bench's upstream).
-        let sse = include_bytes!("../tests/golden/anthropic/a_stream_text/input.sse");
-        vec![Rc::new(sse.to_vec())]
+        vec![Rc::new(anthropic_events().concat())]
     } else if stream {
         openai_events().into_iter().map(Rc::new).collect()
     } else {

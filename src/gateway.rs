@@ -687,14 +687,14 @@ impl RequestFlow {
                 if result.first_content && self.first_content_ns.is_none() {
                     self.first_content_ns = Some(host.now_ns());
                 }
+                if let Some(bytes) = result.replace {
+                    host.replace_response_body(bytes);
+                }
                 if matches!(self.input_estimate, InputEstimate::Deferred(_))
                     && self.tap.usage().is_some()
                 {
                     // Reported usage wins from here on: the body copy can go.
                     self.input_estimate = InputEstimate::None;
-                }
-                if let Some(bytes) = result.replace {
-                    host.replace_response_body(&bytes);
                 }
             }
         }

@@ -26,6 +26,7 @@ pub mod gateway;
 pub mod headers;
 pub mod host;
 pub mod json_scan;
+mod json_walk;
 pub mod metrics;
 pub mod models_list;
 pub mod quota;

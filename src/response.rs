@@ -11,7 +11,7 @@ use crate::errors::GatewayError;
 use crate::eventstream::EventStreamDecoder;
 use crate::sse::{SseEvent, SseParser};
 use crate::stream::{EventVerdict, OpenAiStreamObserver};
-use crate::stream_anthropic::AnthropicStreamObserver;
+use crate::stream_anthropic::{text_delta, AnthropicStreamObserver};
 use crate::translate::anthropic::{self as tr, ChatToMessagesStream, MessagesToChatStream};
 use crate::translate::bedrock::{self, ConverseStreamToChat};
 use crate::translate::gemini::{self, GeminiStreamToChat};
@@ -50,9 +50,10 @@ pub struct ResponsePlan<'a> {
 
 /// What a response chunk needs from the host.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct ChunkResult {
-    /// Replace the chunk with these bytes.
-    pub replace: Option<Vec<u8>>,
+pub struct ChunkResult<'a> {
+    /// Replace the chunk with these bytes (the tap's buffer, which keeps its capacity
+    /// from chunk to chunk).
+    pub replace: Option<&'a [u8]>,
     /// This chunk carried the first content delta of the answer.
     pub first_content: bool,
 }
@@ -204,7 +205,7 @@ impl ResponseTap {
     }
 
     /// One chunk of the body (modes `Observe` and `Edit`).
-    pub fn on_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> ChunkResult {
+    pub fn on_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> ChunkResult<'_> {
         match self {
             ResponseTap::Ignore => ChunkResult::default(),
             ResponseTap::Json(j) => {
@@ -355,7 +356,7 @@ impl JsonTap {
 }
 
 impl EventStreamTap {
-    fn on_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> ChunkResult {
+    fn on_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> ChunkResult<'_> {
         self.out.clear();
         let before = self.translator.first_content_seen();
         if !self.failed {
@@ -377,26 +378,33 @@ impl EventStreamTap {
             self.translator.finish(&mut self.out);
         }
         ChunkResult {
-            replace: Some(std::mem::take(&mut self.out)),
+            replace: Some(&self.out),
             first_content: !before && self.translator.first_content_seen(),
         }
     }
 }
 
 impl StreamTap {
-    fn on_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> ChunkResult {
+    fn on_chunk(&mut self, chunk: &[u8], end_of_stream: bool) -> ChunkResult<'_> {
         let mut first_content = false;
         let observer = &mut self.observer;
         let edit = &mut self.edit;
         let out = &mut self.out;
         out.clear();
+        // Edited streams are about as long as they came (translated ones longer).
+        out.reserve(chunk.len());
         let mut on_event = |ev: &SseEvent<'_>| {
+            // An Anthropic text delta is read once, for the observer and the translator.
+            let delta = match observer {
+                Observer::Anthropic(_) => text_delta(ev.event, ev.data),
+                _ => None,
+            };
             let (forward, first) = match observer {
                 Observer::OpenAi(o) => {
                     let obs = o.observe(ev);
                     (obs.verdict == EventVerdict::Forward, obs.first_content)
                 }
-                Observer::Anthropic(o) => (true, o.observe(ev)),
+                Observer::Anthropic(o) => (true, o.observe_read(ev, delta.as_ref())),
                 Observer::InTranslator => (true, false),
             };
             first_content |= first;
@@ -417,7 +425,7 @@ impl StreamTap {
                 }
                 Edit::ToChat(t) => {
                     if !ev.event.is_empty() || !ev.data.is_empty() {
-                        t.on_event(ev.event, ev.data, out);
+                        t.on_event_read(ev.event, ev.data, delta.as_ref(), out);
                     }
                 }
                 Edit::ToMessages(t) => {
@@ -448,7 +456,7 @@ impl StreamTap {
             Edit::None => None,
             // Unchanged chunks (nothing dropped, nothing held back) are left as they are.
             Edit::DropInjectedUsage if self.out.as_slice() == chunk => None,
-            _ => Some(std::mem::take(&mut self.out)),
+            _ => Some(self.out.as_slice()),
         };
         ChunkResult {
             replace,
@@ -566,7 +574,7 @@ mod tests {
         let chunks: Vec<&[u8]> = input.chunks(split.max(1)).collect();
         for (i, c) in chunks.iter().enumerate() {
             let r = tap.on_chunk(c, i + 1 == chunks.len());
-            out.extend_from_slice(r.replace.as_deref().unwrap_or(c));
+            out.extend_from_slice(r.replace.unwrap_or(c));
         }
         out
     }

@@ -2,10 +2,15 @@
 //! `message_delta`, the first content delta (for time to first token), an output
 //! estimate from the streamed text, and `error` events. It reads each event with small
 //! borrowed serde structs and never edits the stream.
+//!
+//! Most events of a stream are text deltas (`content_block_delta` with a `text_delta` or
+//! `thinking_delta`); [`text_delta`] reads those without serde, for this observer and for
+//! the translator to OpenAI chunks alike.
 
 use serde::Deserialize;
 
 use crate::estimate::TokenEstimator;
+use crate::json_walk::{object, skip_member, string, ws, JsonStr};
 use crate::sse::SseEvent;
 use crate::usage::{AnthropicUsage, Usage};
 
@@ -57,6 +62,105 @@ struct ErrorBody {
     kind: Option<String>,
 }
 
+/// Which text a `content_block_delta` carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeltaKind {
+    /// `text_delta`: answer text.
+    Text,
+    /// `thinking_delta`: extended thinking.
+    Thinking,
+}
+
+/// A `content_block_delta` event with a `text_delta` or `thinking_delta`, read without
+/// serde.
+pub(crate) struct TextDelta<'a> {
+    pub kind: DeltaKind,
+    pub text: JsonStr<'a>,
+}
+
+/// Reads the usual Anthropic stream event, a text or thinking delta:
+/// `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"…"}}`
+/// (`event` is its SSE event name, which decides the kind when present). `None` for
+/// anything else, which the callers then read with serde as before: other events, other
+/// delta types, a delta with more than its one text member or with `null` text, members
+/// the serde readers type (`message`, `content_block`, `usage`, `error`, and in the delta
+/// `partial_json`, `signature`, `stop_reason`, `stop_sequence`), an `index` that is not
+/// a `u32`, escaped or repeated keys, invalid JSON.
+pub(crate) fn text_delta<'a>(event: &str, data: &'a str) -> Option<TextDelta<'a>> {
+    if !(event.is_empty() || event == "content_block_delta") {
+        return None;
+    }
+    let b = data.as_bytes();
+    let (mut kind, mut index, mut delta) = (false, false, None);
+    let end = object(b, ws(b, 0), |key, i| match key {
+        b"type" if !kind => {
+            kind = true;
+            let (s, end) = string(data, i)?;
+            (s.literal == "\"content_block_delta\"").then_some(end)
+        }
+        b"index" if !index => {
+            index = true;
+            u32_number(b, i)
+        }
+        b"delta" if delta.is_none() => {
+            let (d, end) = delta_object(data, i)?;
+            delta = Some(d);
+            Some(end)
+        }
+        b"type" | b"index" | b"delta" | b"message" | b"content_block" | b"usage" | b"error" => None,
+        _ => skip_member(b, i),
+    })?;
+    (kind && ws(b, end) == b.len()).then_some(())?;
+    delta
+}
+
+/// The `delta` of a text or thinking delta: its `type` and the one member that names.
+fn delta_object(data: &str, i: usize) -> Option<(TextDelta<'_>, usize)> {
+    let b = data.as_bytes();
+    let mut kind = None;
+    let mut text: Option<(DeltaKind, JsonStr<'_>)> = None;
+    let end = object(b, i, |key, i| match key {
+        b"type" if kind.is_none() => {
+            let (s, end) = string(data, i)?;
+            kind = Some(match s.literal {
+                "\"text_delta\"" => DeltaKind::Text,
+                "\"thinking_delta\"" => DeltaKind::Thinking,
+                _ => return None,
+            });
+            Some(end)
+        }
+        b"text" | b"thinking" if text.is_none() => {
+            let (s, end) = string(data, i)?;
+            let k = if key == b"text" {
+                DeltaKind::Text
+            } else {
+                DeltaKind::Thinking
+            };
+            text = Some((k, s));
+            Some(end)
+        }
+        b"type" | b"text" | b"thinking" | b"partial_json" | b"signature" | b"stop_reason"
+        | b"stop_sequence" => None,
+        _ => skip_member(b, i),
+    })?;
+    let (k, text) = text?;
+    (kind == Some(k)).then_some((TextDelta { kind: k, text }, end))
+}
+
+/// A JSON number that reads as a `u32` (no sign, fraction or exponent), and the offset
+/// after it.
+fn u32_number(b: &[u8], i: usize) -> Option<usize> {
+    let mut value: u32 = 0;
+    let mut end = i;
+    while let Some(d) = b.get(end).filter(|c| c.is_ascii_digit()) {
+        value = value.checked_mul(10)?.checked_add(u32::from(d - b'0'))?;
+        end += 1;
+    }
+    let leading_zero = end > i + 1 && b.get(i) == Some(&b'0');
+    let fraction_or_exponent = matches!(b.get(end), Some(b'.' | b'e' | b'E'));
+    (end > i && !leading_zero && !fraction_or_exponent).then_some(end)
+}
+
 impl AnthropicStreamObserver {
     pub fn new() -> Self {
         Self::default()
@@ -64,6 +168,19 @@ impl AnthropicStreamObserver {
 
     /// Reads one event; returns true when it carried the first content of the answer.
     pub fn observe(&mut self, ev: &SseEvent<'_>) -> bool {
+        self.observe_read(ev, text_delta(ev.event, ev.data).as_ref())
+    }
+
+    /// [`Self::observe`] for an event already given to [`text_delta`] (`delta` is what
+    /// it answered), so that the translator and this observer read it once.
+    pub(crate) fn observe_read(
+        &mut self,
+        ev: &SseEvent<'_>,
+        delta: Option<&TextDelta<'_>>,
+    ) -> bool {
+        if let Some(d) = delta {
+            return self.content(&d.text.text);
+        }
         let data = ev.data.trim();
         if data.is_empty() {
             return false;
@@ -95,17 +212,11 @@ impl AnthropicStreamObserver {
             }
             "content_block_delta" => {
                 if let Some(d) = parsed.delta {
-                    let mut any = false;
+                    let mut first = false;
                     for text in [d.text, d.partial_json, d.thinking].into_iter().flatten() {
-                        if !text.is_empty() {
-                            self.estimator.push(&text);
-                            any = true;
-                        }
+                        first |= self.content(&text);
                     }
-                    if any && !self.first_content_seen {
-                        self.first_content_seen = true;
-                        return true;
-                    }
+                    return first;
                 }
             }
             "message_stop" => self.stopped = true,
@@ -119,6 +230,15 @@ impl AnthropicStreamObserver {
             _ => {}
         }
         false
+    }
+
+    /// Streamed text: counted for the estimate; true when it is the first content.
+    fn content(&mut self, text: &str) -> bool {
+        if text.is_empty() {
+            return false;
+        }
+        self.estimator.push(text);
+        !std::mem::replace(&mut self.first_content_seen, true)
     }
 
     /// Usage as reported (`message_start`, updated by `message_delta`). Until
@@ -152,9 +272,11 @@ impl AnthropicStreamObserver {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::sse::SseParser;
+    use proptest::prelude::*;
+    use proptest::sample::select;
 
     const STREAM: &str = concat!(
         "event: message_start\n",
@@ -225,6 +347,229 @@ mod tests {
         let (obs, _) = run(s, 7);
         assert_eq!(obs.error(), Some("overloaded_error"));
         assert_eq!(obs.usage(), None);
+    }
+
+    #[test]
+    fn text_deltas_are_read_without_serde() {
+        fn read<'a>(event: &str, data: &'a str) -> Option<(DeltaKind, String, &'a str)> {
+            text_delta(event, data).map(|d| (d.kind, d.text.text.into_owned(), d.text.literal))
+        }
+        let data = r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" quick"}}"#;
+        assert_eq!(
+            read("content_block_delta", data),
+            Some((DeltaKind::Text, " quick".into(), r#"" quick""#))
+        );
+        assert_eq!(read("", data).map(|r| r.0), Some(DeltaKind::Text));
+        let data = r#" {"index":3,"delta":{"thinking":"a\nb \u00e9","type":"thinking_delta"},"type":"content_block_delta"} "#;
+        assert_eq!(
+            read("content_block_delta", data).map(|r| (r.0, r.1)),
+            Some((DeltaKind::Thinking, "a\nb é".into()))
+        );
+        for (event, data) in [
+            // Another event name decides the kind.
+            (
+                "ping",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}"#,
+            ),
+            // Other deltas, a second text member, null text, typed members, bad index.
+            (
+                "",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{"}}"#,
+            ),
+            (
+                "",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x","thinking":"y"}}"#,
+            ),
+            (
+                "",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":null}}"#,
+            ),
+            (
+                "",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","text":"x"}}"#,
+            ),
+            (
+                "",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"},"usage":{}}"#,
+            ),
+            (
+                "",
+                r#"{"type":"content_block_delta","index":-1,"delta":{"type":"text_delta","text":"x"}}"#,
+            ),
+            (
+                "",
+                r#"{"type":"content_block_delta","index":4294967296,"delta":{"type":"text_delta","text":"x"}}"#,
+            ),
+            (
+                "",
+                r#"{"type":"content_block_delta","index":1.0,"delta":{"type":"text_delta","text":"x"}}"#,
+            ),
+            (
+                "",
+                r#"{"type":"content_block_delta","index":01,"delta":{"type":"text_delta","text":"x"}}"#,
+            ),
+            // Escaped or repeated keys, an escaped type, trailing bytes.
+            (
+                "",
+                r#"{"type":"content_block_delta","\u0069ndex":0,"delta":{"type":"text_delta","text":"x"}}"#,
+            ),
+            (
+                "",
+                r#"{"type":"content_block_delta","type":"content_block_delta","delta":{"type":"text_delta","text":"x"}}"#,
+            ),
+            (
+                "",
+                r#"{"type":"content_block\u005fdelta","delta":{"type":"text_delta","text":"x"}}"#,
+            ),
+            (
+                "",
+                r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"x"}} x"#,
+            ),
+        ] {
+            assert!(read(event, data).is_none(), "{event} {data}");
+        }
+    }
+
+    /// Events like an Anthropic stream's, most of them text or thinking deltas, with
+    /// the variations the fast reader must refuse or read exactly as serde does: members
+    /// in any order, extra, repeated or escaped ones, other types and values.
+    pub(crate) fn arb_event() -> impl Strategy<Value = (String, String)> {
+        let text = prop_oneof![
+            4 => "[a-z ]{0,12}".prop_map(|s| format!("\"{s}\"")),
+            1 => Just(r#""""#.to_string()),
+            2 => Just(r#""é \" \\ \n \u00e9 \ud83d\ude00""#.to_string()),
+            1 => Just(r#""\ud800""#.to_string()),
+            1 => Just("null".to_string()),
+            1 => Just("7".to_string()),
+        ];
+        let kind = prop_oneof![
+            8 => Just(("text_delta", "text")),
+            4 => Just(("thinking_delta", "thinking")),
+            1 => Just(("input_json_delta", "partial_json")),
+            1 => Just(("text_delta", "thinking")),
+            1 => Just(("text\\u005fdelta", "text")),
+        ];
+        let delta_extra = select(vec![
+            r#""text":"x""#,
+            r#""thinking":"y""#,
+            r#""type":"text_delta""#,
+            r#""signature":"s""#,
+            r#""stop_reason":null"#,
+            r#""citation":{"a":[1,{}]}"#,
+            r#""extra":"x""#,
+            r#""\u0074ext":"x""#,
+        ]);
+        let delta = (
+            kind,
+            text,
+            prop::option::weighted(0.3, delta_extra),
+            any::<prop::sample::Index>(),
+        )
+            .prop_map(|((kind, field), text, extra, at)| {
+                let mut m: Vec<String> = extra.into_iter().map(str::to_owned).collect();
+                m.insert(at.index(m.len() + 1), format!(r#""{field}":{text}"#));
+                m.insert(0, format!(r#""type":"{kind}""#));
+                format!("{{{}}}", m.join(","))
+            });
+        let kind = prop_oneof![
+            8 => Just(r#""type":"content_block_delta""#),
+            1 => Just(r#""type":"message_delta""#),
+            1 => Just(r#""type":"content_block\u005fdelta""#),
+        ];
+        let index = prop_oneof![
+            6 => select(vec![r#""index":0"#, r#""index":12"#, r#""index":4294967295"#]),
+            2 => select(vec![
+                r#""index":-1"#, r#""index":1.5"#, r#""index":1e2"#, r#""index":01"#,
+                r#""index":4294967296"#, r#""index":null"#, r#""index":"0""#,
+            ]),
+        ];
+        let extra = select(vec![
+            r#""usage":{"output_tokens":3}"#,
+            r#""message":null"#,
+            r#""extra":[true,false]"#,
+            r#""\u0074ype":"content_block_delta""#,
+            r#""type":"content_block_delta""#,
+            r#""delta":{}"#,
+        ]);
+        let members = (
+            kind,
+            index,
+            delta,
+            prop::option::weighted(0.3, extra),
+            any::<prop::sample::Index>(),
+        )
+            .prop_map(|(kind, index, delta, extra, at)| {
+                let mut m = vec![
+                    kind.to_string(),
+                    index.to_string(),
+                    format!(r#""delta":{delta}"#),
+                ];
+                for (i, e) in extra.into_iter().enumerate() {
+                    m.insert((at.index(m.len() + 1) + i) % (m.len() + 1), e.to_string());
+                }
+                m
+            });
+        let event = prop_oneof![
+            6 => select(vec!["", "content_block_delta"]),
+            1 => select(vec!["ping", "message_delta"]),
+        ];
+        (
+            event,
+            members,
+            any::<prop::sample::Index>(),
+            prop::bool::weighted(0.1),
+        )
+            .prop_map(|(e, mut m, at, drop)| {
+                if drop {
+                    m.remove(at.index(m.len()));
+                }
+                (e.to_string(), format!("{{{}}}", m.join(",")))
+            })
+    }
+
+    fn observed(ev: &SseEvent<'_>, fast: bool) -> (bool, u64, Option<Usage>, Option<String>) {
+        let delta = fast.then(|| text_delta(ev.event, ev.data)).flatten();
+        let mut obs = AnthropicStreamObserver::new();
+        let first = obs.observe_read(ev, delta.as_ref());
+        (
+            first,
+            obs.estimated_output_tokens(),
+            obs.usage(),
+            obs.error().map(str::to_owned),
+        )
+    }
+
+    /// The comparisons with serde are only as good as what the fast reader accepts: a
+    /// good share of the generated events (about one in six).
+    #[test]
+    fn the_generated_events_are_often_read_without_serde() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let read = (0..1000)
+            .filter(|_| {
+                let (event, data) = arb_event().new_tree(&mut runner).unwrap().current();
+                text_delta(&event, &data).is_some()
+            })
+            .count();
+        assert!(read > 100, "{read} read");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// The observer sees what it saw with serde alone, for each generated event and
+        /// with a byte inserted anywhere.
+        #[test]
+        fn reads_as_serde_does((event, data) in arb_event(), cut in any::<prop::sample::Index>(), junk in select(vec!["", "\"", "}", ",", "\\", " "])) {
+            let mut at = cut.index(data.len() + 1);
+            while !data.is_char_boundary(at) {
+                at -= 1;
+            }
+            for data in [data.clone(), format!("{}{}{}", &data[..at], junk, &data[at..])] {
+                let ev = SseEvent { event: &event, data: &data, id: None, raw: b"" };
+                prop_assert_eq!(observed(&ev, true), observed(&ev, false), "{} {}", event, data);
+            }
+        }
     }
 
     proptest::proptest! {

@@ -15,10 +15,8 @@
 //! unexpected type, invalid JSON — and the caller then parses the event with serde, so
 //! results never differ (a property test holds the two readers to the same answer).
 
-use std::borrow::Cow;
-
 use crate::estimate::Str;
-use crate::json_scan::{skip_short_string, skip_value};
+use crate::json_walk::{null, object, skip_member, string_or_null, ws};
 use crate::stream::Choices;
 
 /// The choices of a chunk that has no usage, error or Responses API member; `None` when
@@ -148,84 +146,6 @@ fn delta_object(data: &str, i: usize) -> Option<([Option<Str<'_>>; 4], usize)> {
         Some(end)
     })?;
     Some((pieces.map(Option::flatten), end))
-}
-
-/// Walks the object that starts at `i`, calling `member(key, value_start)` for each
-/// member; `member` returns where the value ends. Keys with escapes are refused (serde
-/// would decode them before matching). Returns the offset after the closing `}`.
-fn object(
-    b: &[u8],
-    i: usize,
-    mut member: impl FnMut(&[u8], usize) -> Option<usize>,
-) -> Option<usize> {
-    if b.get(i) != Some(&b'{') {
-        return None;
-    }
-    let mut i = ws(b, i + 1);
-    if b.get(i) == Some(&b'}') {
-        return Some(i + 1);
-    }
-    loop {
-        if b.get(i) != Some(&b'"') {
-            return None;
-        }
-        let key_end = skip_short_string(b, i).ok()?;
-        let key = b.get(i + 1..key_end.checked_sub(1)?)?;
-        if key.contains(&b'\\') {
-            return None;
-        }
-        i = ws(b, key_end);
-        if b.get(i) != Some(&b':') {
-            return None;
-        }
-        i = ws(b, member(key, ws(b, i + 1))?);
-        match b.get(i) {
-            Some(b',') => i = ws(b, i + 1),
-            Some(b'}') => return Some(i + 1),
-            _ => return None,
-        }
-    }
-}
-
-/// A string (borrowed unless it has escapes, as serde's `Str` reads it) or `null`.
-fn string_or_null(data: &str, i: usize) -> Option<(Option<Str<'_>>, usize)> {
-    let b = data.as_bytes();
-    if let Some(end) = null(b, i) {
-        return Some((None, end));
-    }
-    if b.get(i) != Some(&b'"') {
-        return None;
-    }
-    let end = skip_short_string(b, i).ok()?;
-    let inner = data.get(i + 1..end.checked_sub(1)?)?;
-    let text = if inner.contains('\\') {
-        Cow::Owned(serde_json::from_str::<String>(data.get(i..end)?).ok()?)
-    } else {
-        Cow::Borrowed(inner)
-    };
-    Some((Some(Str(Some(text))), end))
-}
-
-/// A member's value that is not read: strings (most of them) with the short-string
-/// scan, `null` at once, anything else with [`skip_value`]; all validate as serde does.
-fn skip_member(b: &[u8], i: usize) -> Option<usize> {
-    match b.get(i) {
-        Some(b'"') => skip_short_string(b, i).ok(),
-        Some(b'n') => null(b, i),
-        _ => skip_value(b, i).ok(),
-    }
-}
-
-/// The offset after a `null` literal at `i`, if there is one.
-fn null(b: &[u8], i: usize) -> Option<usize> {
-    (b.get(i..i + 4) == Some(b"null")).then_some(i + 4)
-}
-
-fn ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-        i += 1;
-    }
-    i
 }
 
 #[cfg(test)]

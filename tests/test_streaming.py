@@ -1,6 +1,7 @@
 """Streaming through the real filter: pass-through without buffering, exact usage with and
 without include_usage, estimates when usage never arrives, latency metrics, errors."""
 import json
+import re
 import threading
 import time
 
@@ -203,6 +204,71 @@ def test_fast_and_serde_chunk_readers_find_the_same_text():
             text = "".join(d.get("reasoning_content", "") + (d.get("content") or "") for d in VARIED_DELTAS)
             assert estimates["plain"] == estimates["escaped"]
             assert len(text) / 6 <= estimates["plain"] <= len(text)
+    finally:
+        m.stop()
+
+
+ANTHROPIC_DELTAS = [
+    ("thinking_delta", "thinking", "Let me think: \"quoted\"\n"),
+    ("text_delta", "text", "Caf\u00e9 \u4e16\u754c"),
+    ("text_delta", "text", "\ttabbed\\ and slashes /"),
+    ("text_delta", "text", " a longer answer with several words in it"),
+]
+
+
+class AnthropicDeltasMock(MockProvider):
+    """Streams an Anthropic answer of ANTHROPIC_DELTAS with no output count (so the gateway
+    estimates it); with model "escaped", every event's `type` key is written `"\u0074ype"`,
+    which only the serde reader takes."""
+
+    def __init__(self):
+        super().__init__("anthropic-deltas", self.handle)
+
+    def events(self, model: str) -> list[bytes]:
+        def ev(name: str, data: dict) -> bytes:
+            text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+            if model == "escaped":
+                text = text.replace('{"type":', '{"\\u0074ype":', 1)
+            return f"event: {name}\ndata: {text}\n\n".encode()
+
+        out = [ev("message_start", {"type": "message_start", "message": {
+            "id": "msg_deltas", "type": "message", "role": "assistant", "model": "claude-x", "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 5, "output_tokens": 1}}})]
+        for kind, field, text in ANTHROPIC_DELTAS:
+            out.append(ev("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                  "delta": {"type": kind, field: text}}))
+        out.append(ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}))
+        out.append(ev("message_stop", {"type": "message_stop"}))
+        return out
+
+    def handle(self, req):
+        chunks = split_odd(self.events(req.json["model"]), 0.01)
+        chunks.append((0.0, b""))
+        return Reply(200, headers={"content-type": "text/event-stream"}, chunks=chunks)
+
+
+def test_fast_and_serde_anthropic_delta_readers_translate_the_same():
+    m = AnthropicDeltasMock().start()
+    cfg = {"providers": [{"name": "claude", "type": "anthropic", "cluster": "up", "api_key_env": "ANTHROPIC_API_KEY"}],
+           "models": [{"match": "*", "provider": "claude"}]}
+    try:
+        with Envoy(cfg, {"up": m.port}, env={"ANTHROPIC_API_KEY": KEY}) as gw:
+            answers, estimates = {}, {}
+            for model in ("plain", "escaped"):
+                status, _, got = stream_request(gw.port, chat(model=model))
+                assert status == 200
+                text = b"".join(d for _, d in got).decode()
+                # The same chunks, but for the model each names and the second it was made in.
+                answers[model] = re.sub(r'"created":\d+', '"created":0', text.replace(f'"model":"{model}"', '"model":"m"'))
+                estimates[model] = gw.wait_metric("llm_gateway_tokens_total", 1, model=model,
+                                                  type="output", estimated="true")
+                assert gw.wait_metric("gen_ai_server_time_to_first_token_ms_count", 1, model=model) == 1
+            assert answers["plain"] == answers["escaped"]
+            deltas = [json.loads(line[len("data: "):])["choices"][0]["delta"]
+                      for line in answers["plain"].split("\n\n") if line.startswith("data: {")]
+            assert "".join(d.get("reasoning_content", "") for d in deltas) == ANTHROPIC_DELTAS[0][2]
+            assert "".join(d.get("content") or "" for d in deltas) == "".join(t for _, _, t in ANTHROPIC_DELTAS[1:])
+            assert estimates["plain"] == estimates["escaped"] > 0
     finally:
         m.stop()
 

@@ -12,6 +12,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{parse_json, to_json, TranslateError};
+use crate::stream_anthropic::{text_delta, DeltaKind, TextDelta};
 use crate::usage::Usage;
 use crate::wire::anthropic as an;
 use crate::wire::openai as oa;
@@ -603,6 +604,9 @@ pub struct MessagesToChatStream {
     tool_blocks: Vec<(u32, u32)>,
     finish_sent: bool,
     done: bool,
+    /// `data: {"id":…,"model":…,"choices":[{"index":0,"delta":{` of the text chunks,
+    /// made on first use and again when the id changes.
+    text_prefix: Vec<u8>,
 }
 
 impl MessagesToChatStream {
@@ -623,13 +627,37 @@ impl MessagesToChatStream {
             tool_blocks: Vec::new(),
             finish_sent: false,
             done: false,
+            text_prefix: Vec::new(),
         }
     }
 
     /// Handles one Anthropic SSE event (`event` is its `event:` name, may be empty;
     /// `data` its data), appending the OpenAI SSE bytes to `out`.
     pub fn on_event(&mut self, event: &str, data: &str, out: &mut Vec<u8>) {
+        self.on_event_read(event, data, text_delta(event, data).as_ref(), out);
+    }
+
+    /// [`Self::on_event`] for an event already given to [`text_delta`] (`delta` is what
+    /// it answered). Text deltas, most of a stream, are read and written without serde.
+    pub(crate) fn on_event_read(
+        &mut self,
+        event: &str,
+        data: &str,
+        delta: Option<&TextDelta<'_>>,
+        out: &mut Vec<u8>,
+    ) {
         if self.done {
+            return;
+        }
+        if let Some(d) = delta {
+            if !d.text.text.is_empty() {
+                let literal = d.text.is_plain().then_some(d.text.literal);
+                let field = match d.kind {
+                    DeltaKind::Text => TextField::Content,
+                    DeltaKind::Thinking => TextField::Reasoning,
+                };
+                self.push_text(out, field, &d.text.text, literal);
+            }
             return;
         }
         let ev: an::StreamEvent = match serde_json::from_str(data) {
@@ -649,8 +677,9 @@ impl MessagesToChatStream {
         match kind {
             "message_start" => {
                 if let Some(msg) = &ev.message {
-                    if !msg.id.is_empty() {
+                    if !msg.id.is_empty() && msg.id != self.id {
                         self.id = msg.id.clone();
+                        self.text_prefix.clear();
                     }
                     self.merge_usage(&msg.usage);
                 }
@@ -854,21 +883,55 @@ impl MessagesToChatStream {
         push_openai_sse(out, &chunk);
     }
 
-    fn push_content(&self, out: &mut Vec<u8>, text: &str) {
-        let delta = oa::ChunkDelta {
-            content: Some(text.to_string()),
-            ..oa::ChunkDelta::default()
-        };
-        self.push_chunk(out, delta, None);
+    fn push_content(&mut self, out: &mut Vec<u8>, text: &str) {
+        self.push_text(out, TextField::Content, text, None);
     }
 
-    fn push_reasoning(&self, out: &mut Vec<u8>, text: &str) {
-        let delta = oa::ChunkDelta {
-            reasoning_content: Some(text.to_string()),
-            ..oa::ChunkDelta::default()
-        };
-        self.push_chunk(out, delta, None);
+    fn push_reasoning(&mut self, out: &mut Vec<u8>, text: &str) {
+        self.push_text(out, TextField::Reasoning, text, None);
     }
+
+    /// Writes the chunk whose delta holds just `text` — the bytes serde_json writes for
+    /// it (`push_chunk`), from a prefix made once per stream. `literal` is `text` as a
+    /// JSON string literal without escapes, when the caller has one to copy.
+    fn push_text(
+        &mut self,
+        out: &mut Vec<u8>,
+        field: TextField,
+        text: &str,
+        literal: Option<&str>,
+    ) {
+        if self.text_prefix.is_empty() {
+            let p = &mut self.text_prefix;
+            p.extend_from_slice(b"data: {\"id\":");
+            // Writing a string into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *p, &self.id);
+            p.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+            p.extend_from_slice(self.created.to_string().as_bytes());
+            p.extend_from_slice(b",\"model\":");
+            let _ = serde_json::to_writer(&mut *p, &self.model);
+            p.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":{");
+        }
+        out.extend_from_slice(&self.text_prefix);
+        out.extend_from_slice(match field {
+            TextField::Content => b"\"content\":",
+            TextField::Reasoning => b"\"reasoning_content\":",
+        });
+        match literal {
+            Some(l) => out.extend_from_slice(l.as_bytes()),
+            None => {
+                let _ = serde_json::to_writer(&mut *out, text);
+            }
+        }
+        out.extend_from_slice(b"},\"finish_reason\":null}]}\n\n");
+    }
+}
+
+/// The delta member a text chunk fills.
+#[derive(Debug, Clone, Copy)]
+enum TextField {
+    Content,
+    Reasoning,
 }
 
 // ---------------------------------------------------------------------------
@@ -2014,6 +2077,50 @@ mod tests {
         b.on_event(&text, &mut out);
         b.finish(&mut out);
         let _ = b.usage();
+    }
+
+    /// A translator in the middle of a stream (after `message_start`).
+    fn started_stream() -> MessagesToChatStream {
+        let mut t = MessagesToChatStream::new("my-\"claude\"", "hint", 1_700_000_000, true);
+        let start = r#"{"type":"message_start","message":{"id":"msg_é1","type":"message","role":"assistant","content":[],"model":"claude-x","usage":{"input_tokens":3,"output_tokens":1}}}"#;
+        t.on_event("message_start", start, &mut Vec::new());
+        t
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Text chunks are written byte for byte as serde_json writes the chunk.
+        #[test]
+        fn text_chunks_are_written_as_serde_writes_them(
+            id in "\\PC{0,12}",
+            model in "\\PC{0,12}",
+            created in any::<u64>(),
+            text in prop_oneof!["\\PC{0,20}", "[a-z\"\\\\\u{0}-\u{1f}\u{7f}é]{0,20}"],
+        ) {
+            let mut t = MessagesToChatStream::new(&model, &id, created, false);
+            let (mut fast, mut serde) = (Vec::new(), Vec::new());
+            t.push_content(&mut fast, &text);
+            t.push_chunk(&mut serde, oa::ChunkDelta { content: Some(text.clone()), ..Default::default() }, None);
+            t.push_reasoning(&mut fast, &text);
+            t.push_chunk(&mut serde, oa::ChunkDelta { reasoning_content: Some(text.clone()), ..Default::default() }, None);
+            prop_assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&serde));
+        }
+
+        /// An event the fast reader reads translates exactly as when serde reads it,
+        /// and so does the rest of the stream.
+        #[test]
+        fn text_deltas_translate_as_with_serde((event, data) in crate::stream_anthropic::tests::arb_event()) {
+            let mut out = [Vec::new(), Vec::new()];
+            for (fast, out) in [true, false].into_iter().zip(out.iter_mut()) {
+                let mut t = started_stream();
+                let delta = fast.then(|| text_delta(&event, &data)).flatten();
+                t.on_event_read(&event, &data, delta.as_ref(), out);
+                t.on_event("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}"#, out);
+                t.finish(out);
+            }
+            prop_assert_eq!(String::from_utf8_lossy(&out[0]), String::from_utf8_lossy(&out[1]), "{} {}", event, data);
+        }
     }
 
     proptest! {

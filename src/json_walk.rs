@@ -1,0 +1,111 @@
+//! Walks of borrowed JSON for the fast readers (`stream_chunk`, the Anthropic delta
+//! reader in `stream_anthropic`): each step validates what it passes as serde would and
+//! answers `None` for anything it does not read with certainty, so that the caller can
+//! hand the event to serde instead.
+
+use std::borrow::Cow;
+
+use crate::estimate::Str;
+use crate::json_scan::{skip_short_string, skip_value};
+
+/// Walks the object that starts at `i`, calling `member(key, value_start)` for each
+/// member; `member` returns where the value ends. Keys with escapes are refused (serde
+/// would decode them before matching). Returns the offset after the closing `}`.
+pub(crate) fn object(
+    b: &[u8],
+    i: usize,
+    mut member: impl FnMut(&[u8], usize) -> Option<usize>,
+) -> Option<usize> {
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    let mut i = ws(b, i + 1);
+    if b.get(i) == Some(&b'}') {
+        return Some(i + 1);
+    }
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = skip_short_string(b, i).ok()?;
+        let key = b.get(i + 1..key_end.checked_sub(1)?)?;
+        if key.contains(&b'\\') {
+            return None;
+        }
+        i = ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = ws(b, member(key, ws(b, i + 1))?);
+        match b.get(i) {
+            Some(b',') => i = ws(b, i + 1),
+            Some(b'}') => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// A string (borrowed unless it has escapes, as serde's `Str` reads it) or `null`.
+pub(crate) fn string_or_null(data: &str, i: usize) -> Option<(Option<Str<'_>>, usize)> {
+    if let Some(end) = null(data.as_bytes(), i) {
+        return Some((None, end));
+    }
+    let (s, end) = string(data, i)?;
+    Some((Some(Str(Some(s.text))), end))
+}
+
+/// A JSON string as it appears in the text and as it reads.
+pub(crate) struct JsonStr<'a> {
+    /// The literal, quotes included: a valid JSON string, as the input wrote it.
+    pub literal: &'a str,
+    /// Its value: borrowed unless the literal has escapes.
+    pub text: Cow<'a, str>,
+}
+
+impl JsonStr<'_> {
+    /// True when the literal has no escapes, so that it is exactly how serde_json
+    /// writes its value (serde_json escapes only `"`, `\` and control characters,
+    /// none of which a literal without escapes can hold).
+    pub(crate) fn is_plain(&self) -> bool {
+        matches!(self.text, Cow::Borrowed(_))
+    }
+}
+
+/// The string whose opening quote is at `i`, and the offset after it.
+pub(crate) fn string(data: &str, i: usize) -> Option<(JsonStr<'_>, usize)> {
+    let b = data.as_bytes();
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let end = skip_short_string(b, i).ok()?;
+    let literal = data.get(i..end)?;
+    let inner = data.get(i + 1..end.checked_sub(1)?)?;
+    let text = if inner.contains('\\') {
+        Cow::Owned(serde_json::from_str::<String>(literal).ok()?)
+    } else {
+        Cow::Borrowed(inner)
+    };
+    Some((JsonStr { literal, text }, end))
+}
+
+/// A member's value that is not read: strings (most of them) with the short-string
+/// scan, `null` at once, anything else with [`skip_value`]; all validate as serde does.
+pub(crate) fn skip_member(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i) {
+        Some(b'"') => skip_short_string(b, i).ok(),
+        Some(b'n') => null(b, i),
+        _ => skip_value(b, i).ok(),
+    }
+}
+
+/// The offset after a `null` literal at `i`, if there is one.
+pub(crate) fn null(b: &[u8], i: usize) -> Option<usize> {
+    (b.get(i..i + 4) == Some(b"null")).then_some(i + 4)
+}
+
+pub(crate) fn ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+        i += 1;
+    }
+    i
+}
