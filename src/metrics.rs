@@ -194,10 +194,39 @@ pub fn status_class(status: Option<u32>) -> &'static str {
 #[derive(Default)]
 pub struct Metrics {
     ids: HashMap<String, u32>,
+    /// The ids a request records, per `provider=…;model=…;operation=…`: one lookup
+    /// per request instead of a name to write and look up per value.
+    series: HashMap<String, usize>,
+    series_ids: Vec<RequestSeries>,
     /// Reused buffers for the metric name being looked up and the `provider=…;model=…`
     /// labels of the request being recorded: no allocation per recorded value.
     name: String,
     labels: String,
+}
+
+/// Status classes in the order of [`RequestSeries::requests`].
+const STATUS_CLASSES: [&str; 6] = ["2xx", "3xx", "4xx", "5xx", "other", "reset"];
+
+/// Token types in the order of [`RequestSeries::tokens`].
+const TOKEN_TYPES: [&str; 5] = [
+    "input",
+    "output",
+    "cached_input",
+    "cache_creation_input",
+    "reasoning",
+];
+
+/// Metric ids of one provider, model and operation, each defined on first use.
+#[derive(Default)]
+struct RequestSeries {
+    requests: [Option<u32>; STATUS_CLASSES.len()],
+    duration: Option<u32>,
+    ttft: Option<u32>,
+    tpot: Option<u32>,
+    /// Per token type: reported, estimated.
+    tokens: [[Option<u32>; 2]; TOKEN_TYPES.len()],
+    /// Input, output.
+    token_usage: [Option<u32>; 2],
 }
 
 /// Labels of one routed request.
@@ -255,12 +284,6 @@ impl Metrics {
         }
     }
 
-    fn record(&mut self, host: &mut dyn Host, name: fmt::Arguments, value: u64) {
-        if let Some(id) = self.id(host, MetricKind::Histogram, name) {
-            host.record_metric(id, value);
-        }
-    }
-
     /// One routed request ended (completed, failed, reset or abandoned).
     pub fn record_request(&mut self, host: &mut dyn Host, l: &RequestLabels<'_>, o: &Outcome) {
         let mut pm = std::mem::take(&mut self.labels);
@@ -277,53 +300,104 @@ impl Metrics {
         self.labels = pm;
     }
 
+    /// The index in `series_ids` of `pm` and `op`'s ids.
+    fn series_index(&mut self, pm: &str, op: &str) -> usize {
+        self.name.clear();
+        self.name.push_str(pm);
+        self.name.push_str(";operation=");
+        self.name.push_str(op);
+        if let Some(at) = self.series.get(self.name.as_str()) {
+            return *at;
+        }
+        let at = self.series_ids.len();
+        self.series_ids.push(RequestSeries::default());
+        self.series.insert(self.name.clone(), at);
+        at
+    }
+
+    /// The id in `slot` of the series at `at`; on first use defined from `name`.
+    fn series_id(
+        &mut self,
+        host: &mut dyn Host,
+        at: usize,
+        slot: impl Fn(&mut RequestSeries) -> Option<&mut Option<u32>>,
+        kind: MetricKind,
+        name: fmt::Arguments,
+    ) -> Option<u32> {
+        if let Some(id) = self.series_ids.get_mut(at).and_then(&slot).and_then(|s| *s) {
+            return Some(id);
+        }
+        let id = self.id(host, kind, name)?;
+        if let Some(s) = self.series_ids.get_mut(at).and_then(slot) {
+            *s = Some(id);
+        }
+        Some(id)
+    }
+
     fn record_request_with(&mut self, host: &mut dyn Host, pm: &str, op: &str, o: &Outcome) {
+        let at = self.series_index(pm, op);
         let class = status_class(o.status);
-        self.add(
-            host,
-            format_args!("{REQUESTS};{pm};operation={op};status_class={class}"),
-            1,
-        );
-        self.record(
-            host,
-            format_args!("{DURATION};{pm};operation={op}"),
-            o.duration_ms,
-        );
+        let c = STATUS_CLASSES.iter().position(|k| *k == class).unwrap_or(0);
+        let counter = MetricKind::Counter;
+        let histogram = MetricKind::Histogram;
+        let name = format_args!("{REQUESTS};{pm};operation={op};status_class={class}");
+        if let Some(id) = self.series_id(host, at, |s| s.requests.get_mut(c), counter, name) {
+            host.increment_metric(id, 1);
+        }
+        let name = format_args!("{DURATION};{pm};operation={op}");
+        if let Some(id) = self.series_id(host, at, |s| Some(&mut s.duration), histogram, name) {
+            host.record_metric(id, o.duration_ms);
+        }
         if let Some(ttft) = o.ttft_ms {
-            self.record(host, format_args!("{TTFT};{pm}"), ttft);
+            let name = format_args!("{TTFT};{pm}");
+            if let Some(id) = self.series_id(host, at, |s| Some(&mut s.ttft), histogram, name) {
+                host.record_metric(id, ttft);
+            }
         }
         if let Some(tpot) = o.time_per_output_token_us() {
-            self.record(host, format_args!("{TPOT};{pm}"), tpot);
+            let name = format_args!("{TPOT};{pm}");
+            if let Some(id) = self.series_id(host, at, |s| Some(&mut s.tpot), histogram, name) {
+                host.record_metric(id, tpot);
+            }
         }
         if let Some(kind) = &o.upstream_error {
             let kind = label_value(kind);
             self.add(host, format_args!("{UPSTREAM_ERRORS};{pm};type={kind}"), 1);
         }
         if let Some(u) = &o.usage {
-            let est = if u.estimated { "true" } else { "false" };
-            for (kind, n) in [
-                ("input", u.input),
-                ("output", u.output),
-                ("cached_input", u.cached_input),
-                ("cache_creation_input", u.cache_creation_input),
-                ("reasoning", u.reasoning),
-            ] {
-                self.add(
-                    host,
-                    format_args!("{TOKENS};{pm};type={kind};estimated={est}"),
-                    n,
-                );
-            }
-            self.record(
-                host,
-                format_args!("{TOKEN_USAGE};{pm};token_type=input"),
+            let (e, est) = if u.estimated {
+                (1, "true")
+            } else {
+                (0, "false")
+            };
+            let counts = [
                 u.input,
-            );
-            self.record(
-                host,
-                format_args!("{TOKEN_USAGE};{pm};token_type=output"),
                 u.output,
-            );
+                u.cached_input,
+                u.cache_creation_input,
+                u.reasoning,
+            ];
+            for (t, (kind, n)) in TOKEN_TYPES.iter().zip(counts).enumerate() {
+                if n == 0 {
+                    continue;
+                }
+                let name = format_args!("{TOKENS};{pm};type={kind};estimated={est}");
+                let id =
+                    self.series_id(host, at, |s| s.tokens.get_mut(t)?.get_mut(e), counter, name);
+                if let Some(id) = id {
+                    host.increment_metric(id, n);
+                }
+            }
+            for (i, (kind, n)) in [("input", u.input), ("output", u.output)]
+                .into_iter()
+                .enumerate()
+            {
+                let name = format_args!("{TOKEN_USAGE};{pm};token_type={kind}");
+                let id = self.series_id(host, at, |s| s.token_usage.get_mut(i), histogram, name);
+                if let Some(id) = id {
+                    host.record_metric(id, n);
+                }
+            }
         }
     }
 
@@ -402,6 +476,59 @@ mod tests {
                 "envoy/envoy.yaml lacks the stats_tag for `{label}`"
             );
         }
+    }
+
+    /// Each series is defined once and found again by its labels; every value lands
+    /// on the name of its own labels.
+    #[test]
+    fn request_series_are_defined_once_and_recorded_under_their_names() {
+        use crate::host::fake::FakeHost;
+        let mut host = FakeHost::default();
+        let mut m = Metrics::default();
+        let labels = |model| RequestLabels {
+            provider: "openai",
+            model,
+            operation: "chat",
+        };
+        let outcome = |status, estimated, input| Outcome {
+            status,
+            duration_ms: 7,
+            ttft_ms: Some(2),
+            usage: Some(Usage {
+                input,
+                output: 3,
+                estimated,
+                ..Usage::default()
+            }),
+            ..Outcome::default()
+        };
+        for _ in 0..3 {
+            m.record_request(&mut host, &labels("a"), &outcome(Some(200), false, 10));
+        }
+        m.record_request(&mut host, &labels("a"), &outcome(Some(503), true, 0));
+        m.record_request(&mut host, &labels("b b"), &outcome(None, false, 1));
+        let pm = "provider=openai;model=a";
+        let c = |name: String| host.counter(&name);
+        assert_eq!(c(format!("{REQUESTS};{pm};operation=chat;status_class=2xx")), 3);
+        assert_eq!(c(format!("{REQUESTS};{pm};operation=chat;status_class=5xx")), 1);
+        assert_eq!(c(format!("{TOKENS};{pm};type=input;estimated=false")), 30);
+        assert_eq!(c(format!("{TOKENS};{pm};type=output;estimated=false")), 9);
+        assert_eq!(c(format!("{TOKENS};{pm};type=output;estimated=true")), 3);
+        assert_eq!(c(format!("{TOKENS};{pm};type=input;estimated=true")), 0);
+        let pm_b = "provider=openai;model=b_b";
+        assert_eq!(c(format!("{REQUESTS};{pm_b};operation=chat;status_class=reset")), 1);
+        assert_eq!(c(format!("{TOKENS};{pm_b};type=input;estimated=false")), 1);
+        let h = |name: String| host.histograms.get(&name).cloned().unwrap_or_default();
+        assert_eq!(h(format!("{DURATION};{pm};operation=chat")), [7, 7, 7, 7]);
+        assert_eq!(h(format!("{TTFT};{pm}")), [2, 2, 2, 2]);
+        assert_eq!(h(format!("{TOKEN_USAGE};{pm};token_type=input")), [10, 10, 10, 0]);
+        assert_eq!(h(format!("{TOKEN_USAGE};{pm_b};token_type=output")), [3]);
+        // Every name was defined once.
+        let mut names: Vec<_> = host.metric_names.iter().map(|(_, n)| n.clone()).collect();
+        let defined = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), defined);
     }
 
     #[test]
