@@ -14,15 +14,40 @@ use crate::json_scan::{skip_short_string, skip_value};
 pub(crate) fn object(
     b: &[u8],
     i: usize,
-    mut member: impl FnMut(&[u8], usize) -> Option<usize>,
+    member: impl FnMut(&[u8], usize) -> Option<usize>,
 ) -> Option<usize> {
     if b.get(i) != Some(&b'{') {
         return None;
     }
-    let mut i = ws(b, i + 1);
+    let i = ws(b, i + 1);
     if b.get(i) == Some(&b'}') {
         return Some(i + 1);
     }
+    members(b, i, member)
+}
+
+/// [`object`] taken up at the value of member `key`, which starts at `value_start`
+/// (the walk over the bytes before it known to have ended there).
+pub(crate) fn object_resumed(
+    b: &[u8],
+    key: &[u8],
+    value_start: usize,
+    mut member: impl FnMut(&[u8], usize) -> Option<usize>,
+) -> Option<usize> {
+    let i = ws(b, member(key, value_start)?);
+    match b.get(i) {
+        Some(b',') => members(b, ws(b, i + 1), member),
+        Some(b'}') => Some(i + 1),
+        _ => None,
+    }
+}
+
+/// The members of an object from the key at `i` on.
+fn members(
+    b: &[u8],
+    mut i: usize,
+    mut member: impl FnMut(&[u8], usize) -> Option<usize>,
+) -> Option<usize> {
     loop {
         if b.get(i) != Some(&b'"') {
             return None;
@@ -43,6 +68,17 @@ pub(crate) fn object(
             _ => return None,
         }
     }
+}
+
+/// True when `b` starts with `prefix`, compared eight bytes at a time (a byte loop in
+/// Wasm, where `memcmp` is one).
+pub(crate) fn starts_with(b: &[u8], prefix: &[u8]) -> bool {
+    let Some(head) = b.get(..prefix.len()) else {
+        return false;
+    };
+    let word = |s: &[u8]| <[u8; 8]>::try_from(s).map(u64::from_ne_bytes).ok();
+    let (mut x, mut y) = (head.chunks_exact(8), prefix.chunks_exact(8));
+    (&mut x).zip(&mut y).all(|(a, c)| word(a) == word(c)) && x.remainder() == y.remainder()
 }
 
 /// A string (borrowed unless it has escapes, as serde's `Str` reads it) or `null`.

@@ -509,19 +509,33 @@ mod tests {
         m.record_request(&mut host, &labels("b b"), &outcome(None, false, 1));
         let pm = "provider=openai;model=a";
         let c = |name: String| host.counter(&name);
-        assert_eq!(c(format!("{REQUESTS};{pm};operation=chat;status_class=2xx")), 3);
-        assert_eq!(c(format!("{REQUESTS};{pm};operation=chat;status_class=5xx")), 1);
+        assert_eq!(
+            c(format!("{REQUESTS};{pm};operation=chat;status_class=2xx")),
+            3
+        );
+        assert_eq!(
+            c(format!("{REQUESTS};{pm};operation=chat;status_class=5xx")),
+            1
+        );
         assert_eq!(c(format!("{TOKENS};{pm};type=input;estimated=false")), 30);
         assert_eq!(c(format!("{TOKENS};{pm};type=output;estimated=false")), 9);
         assert_eq!(c(format!("{TOKENS};{pm};type=output;estimated=true")), 3);
         assert_eq!(c(format!("{TOKENS};{pm};type=input;estimated=true")), 0);
         let pm_b = "provider=openai;model=b_b";
-        assert_eq!(c(format!("{REQUESTS};{pm_b};operation=chat;status_class=reset")), 1);
+        assert_eq!(
+            c(format!(
+                "{REQUESTS};{pm_b};operation=chat;status_class=reset"
+            )),
+            1
+        );
         assert_eq!(c(format!("{TOKENS};{pm_b};type=input;estimated=false")), 1);
         let h = |name: String| host.histograms.get(&name).cloned().unwrap_or_default();
         assert_eq!(h(format!("{DURATION};{pm};operation=chat")), [7, 7, 7, 7]);
         assert_eq!(h(format!("{TTFT};{pm}")), [2, 2, 2, 2]);
-        assert_eq!(h(format!("{TOKEN_USAGE};{pm};token_type=input")), [10, 10, 10, 0]);
+        assert_eq!(
+            h(format!("{TOKEN_USAGE};{pm};token_type=input")),
+            [10, 10, 10, 0]
+        );
         assert_eq!(h(format!("{TOKEN_USAGE};{pm_b};token_type=output")), [3]);
         // Every name was defined once.
         let mut names: Vec<_> = host.metric_names.iter().map(|(_, n)| n.clone()).collect();

@@ -55,6 +55,8 @@ pub struct OpenAiStreamObserver {
     done: bool,
     error: Option<String>,
     content_chunks: u64,
+    /// What the chunks so far have in common before `choices`.
+    prefix: crate::stream_chunk::ChunkPrefix,
 }
 
 impl OpenAiStreamObserver {
@@ -79,7 +81,7 @@ impl OpenAiStreamObserver {
             return forward;
         }
         // The usual content chunk without serde; anything else with it.
-        let parsed = match crate::stream_chunk::content_chunk(data) {
+        let parsed = match crate::stream_chunk::content_chunk_after(data, &mut self.prefix) {
             Some(choices) => Ok(Chunk::of_choices(choices)),
             None => serde_json::from_str(data),
         };

@@ -16,18 +16,46 @@
 //! results never differ (a property test holds the two readers to the same answer).
 
 use crate::estimate::Str;
-use crate::json_walk::{null, object, skip_member, string_or_null, ws};
+use crate::json_walk::{
+    null, object, object_resumed, skip_member, starts_with, string_or_null, ws,
+};
 use crate::stream::Choices;
+
+/// The start of the last chunk read, through the first byte of its `choices` value:
+/// the members before `choices` (id, object, created, model, system fingerprint), which
+/// the chunks of one stream repeat byte for byte. The walk over those bytes decides
+/// nothing but that they are valid and hold no `usage`, `error` or second `choices`, and
+/// ends at that byte whatever follows it; so a chunk that starts with the same bytes is
+/// read from its `choices` on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ChunkPrefix(Vec<u8>);
+
+/// Longer prefixes (a chunk with a huge id) are not kept.
+const MAX_PREFIX: usize = 4096;
 
 /// The choices of a chunk that has no usage, error or Responses API member; `None` when
 /// the chunk is anything else (see the module documentation).
+#[cfg(test)]
 pub(crate) fn content_chunk(data: &str) -> Option<Choices<'_>> {
+    content_chunk_after(data, &mut ChunkPrefix::default())
+}
+
+/// [`content_chunk`] of the next chunk of a stream: taken up at `choices` when the chunk
+/// starts with `prefix`, which is updated otherwise.
+pub(crate) fn content_chunk_after<'a>(
+    data: &'a str,
+    prefix: &mut ChunkPrefix,
+) -> Option<Choices<'a>> {
     let b = data.as_bytes();
     let mut choices: Option<Choices<'_>> = None;
     let (mut usage, mut error) = (false, false);
-    let end = object(b, ws(b, 0), |key, i| {
+    let mut choices_at = None;
+    let member = |key: &[u8], i: usize| {
         Some(match key {
             b"choices" if choices.is_none() => {
+                if !usage && !error {
+                    choices_at = Some(i);
+                }
                 let (c, end) = choice_array(data, i)?;
                 choices = Some(c);
                 end
@@ -44,8 +72,20 @@ pub(crate) fn content_chunk(data: &str) -> Option<Choices<'_>> {
             b"choices" | b"usage" | b"error" | b"type" | b"delta" | b"response" => return None,
             _ => skip_member(b, i)?,
         })
-    })?;
-    (ws(b, end) == b.len()).then(|| choices.unwrap_or_default())
+    };
+    let resume_at = (prefix.0.len().checked_sub(1)).filter(|_| starts_with(b, &prefix.0));
+    let end = match resume_at {
+        Some(at) => object_resumed(b, b"choices", at, member)?,
+        None => object(b, ws(b, 0), member)?,
+    };
+    if ws(b, end) != b.len() {
+        return None;
+    }
+    if let (None, Some(at @ ..=MAX_PREFIX)) = (resume_at, choices_at) {
+        prefix.0.clear();
+        prefix.0.extend_from_slice(b.get(..=at)?);
+    }
+    Some(choices.unwrap_or_default())
 }
 
 /// `choices`: `null` (no choices) or an array of choice objects (`null` elements count
@@ -274,11 +314,15 @@ mod tests {
         ]
     }
 
-    fn chunk() -> impl Strategy<Value = String> {
-        let choices = prop_oneof![
+    fn choices_member() -> impl Strategy<Value = String> {
+        prop_oneof![
             6 => prop::collection::vec(choice(), 0..3).prop_map(|c| format!(r#""choices":[{}]"#, c.join(","))),
             1 => select(vec![r#""choices":null"#, r#""choices":{}"#, r#""choices":5"#]).prop_map(str::to_owned),
-        ];
+        ]
+    }
+
+    fn chunk() -> impl Strategy<Value = String> {
+        let choices = choices_member();
         let other = prop_oneof![
             12 => select(vec![
                 r#""id":"chatcmpl-1""#,
@@ -331,12 +375,92 @@ mod tests {
         );
     }
 
+    /// Two chunks of one stream: the same members before `choices` (mostly), then each
+    /// its own choices and members.
+    fn chunk_pair() -> impl Strategy<Value = (String, String)> {
+        let head = prop::collection::vec(
+            prop_oneof![
+                8 => select(vec![
+                    r#""id":"chatcmpl-1""#,
+                    r#""object":"chat.completion.chunk""#,
+                    r#""created":1767225600"#,
+                    r#""model":"gpt-4o""#,
+                    r#""system_fingerprint":null"#,
+                ]),
+                1 => select(vec![r#""usage":null"#, r#""error":null"#]),
+            ],
+            0..5,
+        )
+        .prop_map(|m| m.iter().map(|s| format!("{s},")).collect::<String>());
+        let tail = prop::collection::vec(
+            select(vec![
+                r#""usage":null"#,
+                r#""error":null"#,
+                r#""obfuscation":"ab""#,
+                r#""usage":{"prompt_tokens":1}"#,
+            ]),
+            0..2,
+        )
+        .prop_map(|m| m.iter().map(|s| format!(",{s}")).collect::<String>());
+        let choices = prop_oneof![
+            4 => choices_member(),
+            // A chunk whose `choices` comes later, after other members.
+            1 => chunk().prop_map(|c| c[1..c.len() - 1].to_string()),
+        ];
+        (
+            head.clone(),
+            head,
+            prop::bool::weighted(0.8),
+            choices.clone(),
+            choices,
+            tail.clone(),
+            tail,
+        )
+            .prop_map(|(h1, h2, same, c1, c2, t1, t2)| {
+                let h2 = if same { h1.clone() } else { h2 };
+                (format!("{{{h1}{c1}{t1}}}"), format!("{{{h2}{c2}{t2}}}"))
+            })
+    }
+
+    /// Many generated second chunks are taken up at `choices`, and read.
+    #[test]
+    fn the_generated_next_chunks_are_often_taken_up_at_choices() {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let mut resumed = 0;
+        for _ in 0..1000 {
+            let (first, second) = chunk_pair().new_tree(&mut runner).unwrap().current();
+            let mut prefix = ChunkPrefix::default();
+            let _ = content_chunk_after(&first, &mut prefix);
+            let taken_up = !prefix.0.is_empty() && second.as_bytes().starts_with(&prefix.0);
+            resumed += usize::from(taken_up && content_chunk_after(&second, &mut prefix).is_some());
+        }
+        assert!(resumed > 100, "{resumed} taken up at choices");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
         /// Whatever the fast reader reads, serde reads the same way; and with a byte cut
         /// or inserted anywhere (invalid JSON, mostly), it reads it the same way or not
         /// at all.
+        /// A chunk read after another (taken up at `choices` when it starts as the other
+        /// did) reads as it does alone, also with a byte inserted anywhere.
+        #[test]
+        fn the_next_chunk_reads_as_it_does_alone((first, second) in chunk_pair(), cut in any::<prop::sample::Index>(), junk in select(vec!["", "\"", "}", ",", " ", "{"])) {
+            let mut at = cut.index(second.len() + 1);
+            while !second.is_char_boundary(at) {
+                at -= 1;
+            }
+            let mangled = format!("{}{}{}", &second[..at], junk, &second[at..]);
+            for next in [&second, &mangled] {
+                let mut prefix = ChunkPrefix::default();
+                let _ = content_chunk_after(&first, &mut prefix);
+                let after = content_chunk_after(next, &mut prefix).map(|c| (c.count, c.has_content, c.texts().map(str::to_owned).collect::<Vec<_>>()));
+                let alone = content_chunk(next).map(|c| (c.count, c.has_content, c.texts().map(str::to_owned).collect::<Vec<_>>()));
+                prop_assert_eq!(after, alone, "{} then {}", first, next);
+            }
+        }
+
         #[test]
         fn agrees_with_serde(data in chunk(), cut in any::<prop::sample::Index>(), junk in select(vec!["", "\"", "}", ",", "\\", " "])) {
             if let Some(got) = fast(&data) {
