@@ -189,12 +189,21 @@ fn delta_object(data: &str, i: usize) -> Option<([Option<Str<'_>>; 4], usize)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::stream::serde_reading;
     use proptest::prelude::*;
     use proptest::sample::select;
     use proptest::strategy::ValueTree;
+
+    /// `s` with `junk` inserted at the character boundary at or before `at`.
+    pub(crate) fn insert_at(s: &str, at: prop::sample::Index, junk: &str) -> String {
+        let mut at = at.index(s.len() + 1);
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        format!("{}{}{}", &s[..at], junk, &s[at..])
+    }
 
     /// The fast reader's answer in the shape of [`serde_reading`].
     fn fast(data: &str) -> Option<(usize, bool, Vec<String>, bool)> {
@@ -440,18 +449,11 @@ mod tests {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
 
-        /// Whatever the fast reader reads, serde reads the same way; and with a byte cut
-        /// or inserted anywhere (invalid JSON, mostly), it reads it the same way or not
-        /// at all.
         /// A chunk read after another (taken up at `choices` when it starts as the other
         /// did) reads as it does alone, also with a byte inserted anywhere.
         #[test]
         fn the_next_chunk_reads_as_it_does_alone((first, second) in chunk_pair(), cut in any::<prop::sample::Index>(), junk in select(vec!["", "\"", "}", ",", " ", "{"])) {
-            let mut at = cut.index(second.len() + 1);
-            while !second.is_char_boundary(at) {
-                at -= 1;
-            }
-            let mangled = format!("{}{}{}", &second[..at], junk, &second[at..]);
+            let mangled = insert_at(&second, cut, junk);
             for next in [&second, &mangled] {
                 let mut prefix = ChunkPrefix::default();
                 let _ = content_chunk_after(&first, &mut prefix);
@@ -461,6 +463,9 @@ mod tests {
             }
         }
 
+        /// Whatever the fast reader reads, serde reads the same way; and with a byte cut
+        /// or inserted anywhere (invalid JSON, mostly), it reads it the same way or not
+        /// at all.
         #[test]
         fn agrees_with_serde(data in chunk(), cut in any::<prop::sample::Index>(), junk in select(vec!["", "\"", "}", ",", "\\", " "])) {
             if let Some(got) = fast(&data) {

@@ -154,12 +154,28 @@ VARIED_DELTAS = [
 ]
 
 
-class VariedChunksMock(MockProvider):
+class ScriptedStreamMock(MockProvider):
+    """Streams `events(model)` (model as the request names it) in small writes cut at odd
+    offsets."""
+
+    def __init__(self, name: str):
+        super().__init__(name, self.handle)
+
+    def events(self, model: str) -> list[bytes]:
+        raise NotImplementedError
+
+    def handle(self, req):
+        chunks = split_odd(self.events(req.json["model"]), 0.01)
+        chunks.append((0.0, b""))
+        return Reply(200, headers={"content-type": "text/event-stream"}, chunks=chunks)
+
+
+class VariedChunksMock(ScriptedStreamMock):
     """Streams VARIED_DELTAS (two choices in one chunk among them) without usage; with
     model "escaped", every `choices` key is written `"\u0063hoices"`."""
 
     def __init__(self):
-        super().__init__("varied", self.handle)
+        super().__init__("varied")
 
     def events(self, model: str) -> list[bytes]:
         base = {"id": "chatcmpl-v", "object": "chat.completion.chunk", "created": 1767225600,
@@ -177,11 +193,6 @@ class VariedChunksMock(MockProvider):
                 text = text.replace('"choices"', '"\\u0063hoices"')
             out.append(b"data: " + text.encode() + b"\n\n")
         return out + [b"data: [DONE]\n\n"]
-
-    def handle(self, req):
-        chunks = split_odd(self.events(req.json["model"]), 0.01)
-        chunks.append((0.0, b""))
-        return Reply(200, headers={"content-type": "text/event-stream"}, chunks=chunks)
 
 
 def test_fast_and_serde_chunk_readers_find_the_same_text():
@@ -216,13 +227,13 @@ ANTHROPIC_DELTAS = [
 ]
 
 
-class AnthropicDeltasMock(MockProvider):
+class AnthropicDeltasMock(ScriptedStreamMock):
     """Streams an Anthropic answer of ANTHROPIC_DELTAS with no output count (so the gateway
     estimates it); with model "escaped", every event's `type` key is written `"\u0074ype"`,
     which only the serde reader takes."""
 
     def __init__(self):
-        super().__init__("anthropic-deltas", self.handle)
+        super().__init__("anthropic-deltas")
 
     def events(self, model: str) -> list[bytes]:
         def ev(name: str, data: dict) -> bytes:
@@ -240,11 +251,6 @@ class AnthropicDeltasMock(MockProvider):
         out.append(ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}))
         out.append(ev("message_stop", {"type": "message_stop"}))
         return out
-
-    def handle(self, req):
-        chunks = split_odd(self.events(req.json["model"]), 0.01)
-        chunks.append((0.0, b""))
-        return Reply(200, headers={"content-type": "text/event-stream"}, chunks=chunks)
 
 
 def test_fast_and_serde_anthropic_delta_readers_translate_the_same():
