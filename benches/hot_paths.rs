@@ -16,7 +16,7 @@ use llm_gateway::estimate;
 use llm_gateway::gateway::RequestFlow;
 use llm_gateway::gateway::Worker;
 use llm_gateway::host::SharedStore;
-use llm_gateway::host::{BodyHost, Host, MetricKind};
+use llm_gateway::host::{BodyHost, Host, MetricKind, PlacedBuf};
 use llm_gateway::quota::local::mem::MemStore;
 use llm_gateway::request::{self, Rewrite};
 use llm_gateway::response::{ResponsePlan, ResponseTap};
@@ -417,12 +417,12 @@ impl Host for NullHost {
 }
 
 impl BodyHost for NullHost {
-    fn request_body(&self, len: usize) -> Option<Vec<u8>> {
+    fn request_body(&self, len: usize) -> Option<PlacedBuf> {
         // Envoy copies the body into the Wasm VM: so does this.
-        Some(self.body.get(..len)?.to_vec())
+        Some(self.body.get(..len)?.to_vec().into())
     }
-    fn response_body(&self, len: usize) -> Option<Vec<u8>> {
-        Some(self.chunk.as_ref()?.get(..len)?.to_vec())
+    fn response_body(&self, len: usize) -> Option<PlacedBuf> {
+        Some(self.chunk.as_ref()?.get(..len)?.to_vec().into())
     }
     fn response_header(&self, name: &str) -> Option<String> {
         match name {

@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::gateway::{Flow, RequestFlow, Worker};
 use crate::headers::{Change, HeaderSnapshot};
-use crate::host::{BodyEdit, BodyHost, Host, MetricKind, SharedStore};
+use crate::host::{BodyEdit, BodyHost, Host, MetricKind, PlacedBuf, SharedStore};
 use crate::quota::local::CasMismatch;
 use crate::quota::rls;
 use log::{error, warn};
@@ -400,16 +400,18 @@ impl Host for EnvoyHost {
 }
 
 impl BodyHost for EnvoyHost {
-    fn request_body(&self, len: usize) -> Option<Vec<u8>> {
+    fn request_body(&self, len: usize) -> Option<PlacedBuf> {
         hostcalls::get_buffer(BufferType::HttpRequestBody, 0, len)
             .ok()
             .flatten()
+            .map(PlacedBuf::from)
     }
 
-    fn response_body(&self, len: usize) -> Option<Vec<u8>> {
+    fn response_body(&self, len: usize) -> Option<PlacedBuf> {
         hostcalls::get_buffer(BufferType::HttpResponseBody, 0, len)
             .ok()
             .flatten()
+            .map(PlacedBuf::from)
     }
 
     fn response_header(&self, name: &str) -> Option<String> {

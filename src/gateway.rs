@@ -7,7 +7,7 @@ use crate::config::{Attribute, Config, Provider, ProviderType};
 use crate::dialect::{self, Api};
 use crate::errors::GatewayError;
 use crate::estimate;
-use crate::host::BodyHost;
+use crate::host::{BodyHost, PlacedBuf};
 use crate::metrics::{Metrics, Outcome, RequestLabels};
 use crate::quota::errors::Exceeded;
 use crate::quota::local::{self, Admission, Reservation};
@@ -681,7 +681,7 @@ impl RequestFlow {
                 let chunk = if body_size > 0 {
                     host.response_body(body_size).unwrap_or_default()
                 } else {
-                    Vec::new()
+                    PlacedBuf::default()
                 };
                 let result = self.tap.on_chunk(&chunk, end_of_stream);
                 if result.first_content && self.first_content_ns.is_none() {

@@ -1,6 +1,7 @@
 //! The few host capabilities the request logic needs. `filter` implements this trait
 //! with proxy-wasm host calls; unit tests implement it with plain data.
 
+pub use crate::copy_placement::PlacedBuf;
 pub use crate::quota::local::SharedStore;
 pub use crate::request::BodyEdit;
 
@@ -53,9 +54,9 @@ pub trait Host {
 /// Body and response access, kept apart from `Host` so request-only code stays small.
 pub trait BodyHost: Host {
     /// The buffered request body (first `len` bytes).
-    fn request_body(&self, len: usize) -> Option<Vec<u8>>;
+    fn request_body(&self, len: usize) -> Option<PlacedBuf>;
     /// The current response body chunk (first `len` bytes).
-    fn response_body(&self, len: usize) -> Option<Vec<u8>>;
+    fn response_body(&self, len: usize) -> Option<PlacedBuf>;
     fn response_header(&self, name: &str) -> Option<String>;
     fn set_response_header(&mut self, name: &str, value: &str);
     fn remove_response_header(&mut self, name: &str);
@@ -192,11 +193,13 @@ pub mod fake {
     }
 
     impl BodyHost for FakeHost {
-        fn request_body(&self, len: usize) -> Option<Vec<u8>> {
-            Some(self.request_body.iter().take(len).copied().collect())
+        fn request_body(&self, len: usize) -> Option<PlacedBuf> {
+            let bytes: Vec<u8> = self.request_body.iter().take(len).copied().collect();
+            Some(bytes.into())
         }
-        fn response_body(&self, len: usize) -> Option<Vec<u8>> {
-            Some(self.response_chunk.iter().take(len).copied().collect())
+        fn response_body(&self, len: usize) -> Option<PlacedBuf> {
+            let bytes: Vec<u8> = self.response_chunk.iter().take(len).copied().collect();
+            Some(bytes.into())
         }
         fn response_header(&self, name: &str) -> Option<String> {
             self.response_headers.get(name).cloned()

@@ -18,6 +18,7 @@
 )]
 
 pub mod config;
+pub mod copy_placement;
 pub mod dialect;
 pub mod errors;
 pub mod estimate;

@@ -258,6 +258,22 @@ def test_long_text_with_escapes_is_translated_intact_both_ways(gw, an, oa):
     assert [text_of(m["content"]) for m in sent["messages"]] == [LONG_TEXT, LONG_TEXT]
 
 
+def test_large_bodies_are_translated_intact_both_ways(gw, an, oa):
+    """A translated request replaces the whole body: at ~0.5 MB a large fresh buffer, which the
+    native module hands to Envoy through a copy placed off the page when its own place would put
+    Envoy's copy on glibc's slow path (`copy_placement`). Either way the provider gets all of it."""
+    big = LONG_TEXT * 400
+    oai(gw).chat.completions.create(model=CLAUDE, messages=[{"role": "system", "content": "s"},
+                                                            {"role": "user", "content": big}])
+    rec = an.requests[-1]
+    assert text_of(rec.json["messages"][-1]["content"]) == big
+    assert int(rec.headers["content-length"]) == len(rec.body) > len(big.encode())
+    ant(gw).messages.create(model=GPT, max_tokens=10, system="s", messages=user(big))
+    rec = oa.requests[-1]
+    assert text_of(rec.json["messages"][-1]["content"]) == big
+    assert int(rec.headers["content-length"]) == len(rec.body) > len(big.encode())
+
+
 def test_openai_stream_cut_by_anthropic_ends_with_an_error_chunk(gw, an):
     an.expect_estimated = True
     before = estimated_tokens(gw, "anthropic")

@@ -14,8 +14,9 @@
 mod abi;
 
 use crate::config::{Config, ConfigError};
+use crate::copy_placement::{self, PAGE};
 use crate::gateway::{Flow, RequestFlow, Worker};
-use crate::host::{BodyEdit, BodyHost, Host, MetricKind, SharedStore};
+use crate::host::{BodyEdit, BodyHost, Host, MetricKind, PlacedBuf, SharedStore};
 use crate::metrics::FAMILIES;
 use crate::quota::local::CasMismatch;
 use abi::*;
@@ -645,9 +646,11 @@ impl NativeHost {
             .sum()
     }
 
-    /// A copy of the first `len` bytes of the body.
-    fn read_body(&self, side: Side, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len.min(self.body_size(side)));
+    /// A copy of the first `len` bytes of the body, half a page into its buffer when it
+    /// is large: Envoy's slices start on a page, and copying between two places at the
+    /// same offset in their pages is glibc's slow path (`copy_placement`).
+    fn read_body(&self, side: Side, len: usize) -> PlacedBuf {
+        let mut out = PlacedBuf::for_copy(len.min(self.body_size(side)), PAGE / 2);
         for t in self.parts(side) {
             // SAFETY: the chunk array is sized as Envoy reports; the chunks are copied
             // before the hook ends.
@@ -699,6 +702,27 @@ impl NativeHost {
                 target,
                 ModuleBuffer::of(data),
             );
+        }
+    }
+
+    /// Replaces the body seen so far with `pieces`, in order. After the drain Envoy
+    /// writes byte `n` of what is appended at offset `n` within a page (its slices are
+    /// whole pages, each filled before the next); a large piece that would be copied
+    /// onto glibc's slow path from where it is goes through a buffer half a page over.
+    fn write_body(&mut self, side: Side, pieces: &[&[u8]]) {
+        self.drain_body(side);
+        let mut written = 0usize;
+        for piece in pieces {
+            if piece.len() >= copy_placement::MIN_LEN
+                && copy_placement::slow(written, piece.as_ptr() as usize)
+            {
+                let mut moved = PlacedBuf::for_copy(piece.len(), written + PAGE / 2);
+                moved.extend_from_slice(piece);
+                self.append_body(side, &moved);
+            } else {
+                self.append_body(side, piece);
+            }
+            written = written.wrapping_add(piece.len());
         }
     }
 
@@ -755,10 +779,7 @@ impl Host for NativeHost {
         // The ABI drains from the front and appends, so the edited body is written anew
         // from its two pieces (the kept part straight from the bytes read: one copy, into
         // Envoy's buffer).
-        self.drain_body(Side::Request);
-        for piece in edit.pieces(body) {
-            self.append_body(Side::Request, piece);
-        }
+        self.write_body(Side::Request, &edit.pieces(body));
     }
 
     fn clear_route_cache(&mut self) {
@@ -856,11 +877,11 @@ impl Host for NativeHost {
 }
 
 impl BodyHost for NativeHost {
-    fn request_body(&self, len: usize) -> Option<Vec<u8>> {
+    fn request_body(&self, len: usize) -> Option<PlacedBuf> {
         Some(self.read_body(Side::Request, len))
     }
 
-    fn response_body(&self, len: usize) -> Option<Vec<u8>> {
+    fn response_body(&self, len: usize) -> Option<PlacedBuf> {
         Some(self.read_body(Side::Response, len))
     }
 
@@ -877,8 +898,7 @@ impl BodyHost for NativeHost {
     }
 
     fn replace_response_body(&mut self, body: &[u8]) {
-        self.drain_body(Side::Response);
-        self.append_body(Side::Response, body);
+        self.write_body(Side::Response, &[body]);
     }
 }
 
