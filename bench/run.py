@@ -949,7 +949,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=3, help="throughput run length")
     ap.add_argument("--single-seconds", type=float, default=2, help="latency one request at a time: seconds per variant (interleaved)")
     ap.add_argument("--connections", type=int, default=16)
-    ap.add_argument("--sizes", default="1KB,4KB,16KB,1MB")
+    ap.add_argument("--sizes", default="1KB,4KB,16KB,1MB", help=f"comma-separated, of {', '.join(SIZES)}")
     ap.add_argument("--extras", default=",".join(EXTRAS),
                     help="4 KB scenarios beyond plain routing: " + ", ".join(EXTRAS) + " ('' for none)")
     ap.add_argument("--no-chunked", action="store_true", help="skip the chunked-stream scenario and first-byte probe")
@@ -1059,7 +1059,10 @@ def main():
             "-s bench/post.lua http://127.0.0.1:LITELLM_PORT/v1/chat/completions",
         ]
 
-        scenarios = scenario_list(a.sizes.split(","), extras, not a.no_chunked)
+        sizes = a.sizes.split(",")
+        if unknown := [s for s in sizes if s not in SIZES]:
+            ap.error(f"--sizes: unknown {', '.join(unknown)} (known: {', '.join(SIZES)})")
+        scenarios = scenario_list(sizes, extras, not a.no_chunked)
         meta["scenario_names"] = [s["name"] for s in scenarios]
         meta["extras"] = extras
         for sc in scenarios:

@@ -350,19 +350,20 @@ pub fn string_stop(bytes: &[u8], mut i: usize) -> usize {
         u8x16_bitmask, u8x16_eq, u8x16_min, u8x16_splat, u8x16_sub_sat, v128, v128_any_true,
         v128_load, v128_xor,
     };
-    let quote = u8x16_splat(b'"');
+    let two = u8x16_splat(0x02);
+    let space = u8x16_splat(0x20);
     let backslash = u8x16_splat(b'\\');
-    let below_space = u8x16_splat(0x1f);
     let zero = u8x16_splat(0);
-    // Per byte, zero exactly where the string stops: `b - 0x1f` saturates to zero for a
-    // control character, `b ^ '"'` and `b ^ '\\'` are zero for a quote or a backslash;
-    // their minimum is zero if any of them is.
+    // Per byte, zero exactly where the string stops: flipping bit 1 maps the control
+    // characters onto themselves and `"` (0x22) onto 0x20, the one other byte it maps to
+    // 0x20 or below, so `(b ^ 2) - 0x20` saturates to zero for both; `b ^ '\\'` is zero
+    // for a backslash; their minimum is zero if either is.
     let stops = |chunk: &[u8]| {
         // SAFETY: callers pass exactly 16 readable bytes; `v128.load` takes any alignment.
         let v = unsafe { v128_load(chunk.as_ptr().cast::<v128>()) };
         u8x16_min(
-            u8x16_sub_sat(v, below_space),
-            u8x16_min(v128_xor(v, quote), v128_xor(v, backslash)),
+            u8x16_sub_sat(v128_xor(v, two), space),
+            v128_xor(v, backslash),
         )
     };
     // 128 bytes per step while nothing stops the string (the common case in a long
@@ -399,15 +400,15 @@ pub fn string_stop(bytes: &[u8], mut i: usize) -> usize {
     // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16 bytes inside a
     // slice checked to hold them (`_mm_loadu_si128` takes any alignment).
     unsafe {
-        let quote = _mm_set1_epi8(b'"' as i8);
+        let two = _mm_set1_epi8(0x02);
+        let space = _mm_set1_epi8(0x20);
         let backslash = _mm_set1_epi8(b'\\' as i8);
-        let below_space = _mm_set1_epi8(0x1f);
         let zero = _mm_setzero_si128();
         let stops = |p: *const u8| {
             let v = _mm_loadu_si128(p.cast::<__m128i>());
             _mm_min_epu8(
-                _mm_subs_epu8(v, below_space),
-                _mm_min_epu8(_mm_xor_si128(v, quote), _mm_xor_si128(v, backslash)),
+                _mm_subs_epu8(_mm_xor_si128(v, two), space),
+                _mm_xor_si128(v, backslash),
             )
         };
         while let Some(block) = bytes.get(i..i + 64) {
@@ -448,14 +449,17 @@ fn string_stop_swar(bytes: &[u8], i: usize) -> usize {
 }
 
 /// The high bit (and only that) of each byte of `x` (little-endian lanes) that stops a
-/// string: a control character, a quote or a backslash. Exact per lane (the top bit is cleared before adding
-/// and checked separately, so nothing carries across lanes).
+/// string: a control character, a quote or a backslash. Flipping bit 1 maps the control
+/// characters onto themselves and `"` onto 0x20, so one "below 0x21" test finds both.
+/// Exact per lane (the top bit is cleared before adding and checked separately, so
+/// nothing carries across lanes).
 fn swar_stops(x: u64) -> u64 {
     use crate::swar::{HIGH, ONES};
-    let control = !((x & !HIGH) + ONES * (0x80 - 0x20)) & !x;
-    let zero_lane = |t: u64| !((t & !HIGH) + !HIGH) & !t;
-    (control | zero_lane(x ^ (ONES * u64::from(b'"'))) | zero_lane(x ^ (ONES * u64::from(b'\\'))))
-        & HIGH
+    let flipped = x ^ (ONES * 0x02);
+    let control_or_quote = !((flipped & !HIGH) + ONES * (0x80 - 0x21)) & !flipped;
+    let t = x ^ (ONES * u64::from(b'\\'));
+    let backslash = !((t & !HIGH) + !HIGH) & !t;
+    (control_or_quote | backslash) & HIGH
 }
 
 #[cfg(test)]
@@ -565,6 +569,19 @@ mod tests {
             .iter()
             .take_while(|&&b| b != b'"' && b != b'\\' && b >= 0x20)
             .count()
+    }
+
+    #[test]
+    fn string_stop_stops_at_exactly_the_quote_the_backslash_and_control_characters() {
+        for b in 0..=255u8 {
+            for at in 0..140 {
+                let mut bytes = vec![b'a'; 200];
+                bytes[at] = b;
+                let want = stop_naive(&bytes, 0);
+                assert_eq!(string_stop(&bytes, 0), want, "byte {b:#04x} at {at}");
+                assert_eq!(string_stop_swar(&bytes, 0), want, "byte {b:#04x} at {at}");
+            }
+        }
     }
 
     proptest! {

@@ -221,12 +221,15 @@ def test_client_errors_are_openai_format_and_never_reach_a_provider(gw, mock, mo
 def test_long_strings_are_validated_at_every_offset(gw, mock):
     """The request body is validated by the filter's own scanner, which reads long strings
     128 and 16 bytes at a time with Wasm SIMD (only in Envoy: native unit tests take the
-    eight-byte path). An escape, a control character or a quote is found wherever it sits
-    relative to those blocks; the verdict matches Python's strict JSON parser and valid
-    bodies reach the provider byte for byte."""
+    SSE2 and eight-byte versions). An escape, a control character or a quote is found
+    wherever it sits relative to those blocks, and no other byte stops a string (the
+    printable run holds 0x21 and 0x23, the neighbours of the quote that the per-byte test
+    must not take for it); the verdict matches Python's strict JSON parser and valid bodies
+    reach the provider byte for byte."""
     head = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"'
     tail = b'"}]}'
-    pieces = [b'\\"', b'\\n', b'\\u00e9', b'\xc3\xa9', b'\t', b'\x01', b'\\x', b'"']
+    printable = bytes(b for b in range(0x20, 0x7f) if b not in b'"\\') + b'\x7f\xc2\xa2'
+    pieces = [b'\\"', b'\\n', b'\\u00e9', b'\xc3\xa9', b'\t', b'\x01', b'\\x', b'"', printable]
     sent = 0
     for offset in range(0, 400, 3):  # every residue modulo the 128-byte block
         for piece in pieces:
