@@ -13,7 +13,7 @@ native`) with the same configuration, optionally another llm_gateway.wasm
 
     .venv/bin/python bench/instructions.py [--requests 200] [--compare OLD.wasm] [--probes]
                                            [--body-kb 4] [--stream] [--attributes '[]']
-                                           [--scenario anthropic|anthropic-stream|messages|quota|quota-global]
+                                           [--scenario anthropic|anthropic-stream|messages|messages-stream|quota|quota-global]
                                            [--chunked]
 
 `--chunked` counts per streamed chunk instead: a 1 KB streamed request whose 24-event answer

@@ -83,7 +83,7 @@ LATENCY_CLIENT = ROOT / "target" / "latency-client" / "release" / "latency-clien
 # The no-op filter (the floor of any Rust proxy-wasm filter) is measured in these scenarios only.
 NOOP_SCENARIOS = {"4KB", "4KB-stream", "chunked"}
 # 4 KB scenarios of the other paths through the gateway (see `extra_scenarios`).
-EXTRAS = ["anthropic", "anthropic-stream", "messages", "quota", "quota-global"]
+EXTRAS = ["anthropic", "anthropic-stream", "messages", "messages-stream", "quota", "quota-global"]
 
 
 def log(*a):
@@ -118,10 +118,12 @@ def chat_body(size: int, model: str, stream: bool) -> bytes:
     return out
 
 
-def messages_body(size: int, model: str) -> bytes:
+def messages_body(size: int, model: str, stream: bool = False) -> bytes:
     """An Anthropic Messages request of exactly `size` bytes (as the Anthropic SDK sends it)."""
     head = {"model": model, "max_tokens": 64, "system": "You are a helpful assistant.",
             "messages": [{"role": "user", "content": ""}], "temperature": 0.2}
+    if stream:
+        head["stream"] = True
     skeleton = json.dumps(head, separators=(",", ":"))
     text = (" ".join(_WORDS) + " ") * (size // 40 + 1)
     head["messages"][0]["content"] = text[:max(0, size - len(skeleton))]
@@ -657,6 +659,8 @@ def write_report(path: Path, meta: dict, summary: dict, scenarios: list[dict], v
             "anthropic-stream": "the same, streamed: Anthropic SSE events (24) translated to OpenAI chunks;",
             "messages": "Anthropic Messages request (`POST /v1/messages`, `anthropic-version`) to an OpenAI provider, "
                         "translated both ways (LiteLLM's `/v1/messages` does the same);",
+            "messages-stream": "the same, streamed: the OpenAI provider's 24 SSE chunks translated to Anthropic "
+                               "events;",
             "quota": "local token quotas: a consumer identified by its virtual key (SHA-256), two rules "
                      "(per consumer per day, per model per minute) reserved in Envoy's shared data at admission and "
                      "settled from the usage when the request ends, `x-ratelimit-*` answer headers, quota metrics. "
@@ -906,6 +910,10 @@ def extra_scenarios(names: list[str]) -> list[dict]:
         "messages": {"title": "4KB Anthropic messages → OpenAI (translated)", "path": "/v1/messages",
                      "body": messages_body(size, "m"), "headers": {"anthropic-version": "2023-06-01"},
                      "plain_headers": {"x-bench-api": "anthropic"}},
+        "messages-stream": {"title": "4KB Anthropic messages, stream → OpenAI (translated)", "path": "/v1/messages",
+                            "body": messages_body(size, "m-stream", True), "stream": True,
+                            "headers": {"anthropic-version": "2023-06-01"},
+                            "plain_headers": {"x-bench-api": "anthropic-stream"}},
         "quota": {"title": "4KB chat, local token quota", "path": chat, "body": chat_body(size, "m", False),
                   "gateway": "gateway-quota", "litellm": False},
         "quota-global": {"title": "4KB chat, global token quota (RLS)", "path": chat,
@@ -1094,8 +1102,9 @@ def main():
                 status, _, body = harness.request("POST", ports[proc_of(v, sc)], sc["path"], sc["file"].read_bytes(),
                                                   {"content-type": "application/json", **headers_for(v, sc)})
                 # Some proxies answer errors with 200 (LiteLLM's /v1/messages did): read the body too.
-                answer = {} if sc.get("stream") or b"data:" in body[:64] else json.loads(body)
-                if status != 200 or "error" in answer:
+                streamed = sc.get("stream") or b"data:" in body[:64]
+                answer = {} if streamed else json.loads(body)
+                if status != 200 or "error" in answer or (streamed and b"event: error" in body):
                     raise RuntimeError(f"{v} {sc['name']}: {status} {body[:300]!r}")
         log("all variants answer; warming up")
         for sc in scenarios:

@@ -134,6 +134,54 @@ pub(crate) fn skip_member(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
+/// The members of an object that a fast reader types, each allowed once (serde refuses
+/// a repeated field).
+pub(crate) struct KnownKeys<const N: usize> {
+    keys: [&'static [u8]; N],
+    seen: [bool; N],
+}
+
+impl<const N: usize> KnownKeys<N> {
+    pub(crate) fn new(keys: [&'static [u8]; N]) -> Self {
+        KnownKeys {
+            keys,
+            seen: [false; N],
+        }
+    }
+
+    /// `Some(Some(i))` the first time `keys[i]` comes, `Some(None)` for any other key,
+    /// `None` when a known key comes again.
+    pub(crate) fn first(&mut self, key: &[u8]) -> Option<Option<usize>> {
+        let Some(i) = self.keys.iter().position(|k| *k == key) else {
+            return Some(None);
+        };
+        let seen = self.seen.get_mut(i)?;
+        if *seen {
+            return None;
+        }
+        *seen = true;
+        Some(Some(i))
+    }
+
+    pub(crate) fn seen(&self, i: usize) -> bool {
+        self.seen.get(i) == Some(&true)
+    }
+}
+
+/// A JSON number that reads as an unsigned integer up to `max` (no sign, fraction or
+/// exponent, no leading zero), and the offset after it.
+pub(crate) fn unsigned(b: &[u8], i: usize, max: u64) -> Option<usize> {
+    let mut value: u64 = 0;
+    let mut end = i;
+    while let Some(d) = b.get(end).filter(|c| c.is_ascii_digit()) {
+        value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        end += 1;
+    }
+    let leading_zero = end > i + 1 && b.get(i) == Some(&b'0');
+    let fraction_or_exponent = matches!(b.get(end), Some(b'.' | b'e' | b'E'));
+    (end > i && value <= max && !leading_zero && !fraction_or_exponent).then_some(end)
+}
+
 /// The offset after a `null` literal at `i`, if there is one.
 pub(crate) fn null(b: &[u8], i: usize) -> Option<usize> {
     (b.get(i..i + 4) == Some(b"null")).then_some(i + 4)

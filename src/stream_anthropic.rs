@@ -10,7 +10,7 @@
 use serde::Deserialize;
 
 use crate::estimate::TokenEstimator;
-use crate::json_walk::{object, skip_member, string, ws, JsonStr};
+use crate::json_walk::{object, skip_member, string, unsigned, ws, JsonStr};
 use crate::sse::SseEvent;
 use crate::usage::{AnthropicUsage, Usage};
 
@@ -100,7 +100,7 @@ pub(crate) fn text_delta<'a>(event: &str, data: &'a str) -> Option<TextDelta<'a>
         }
         b"index" if !index => {
             index = true;
-            u32_number(b, i)
+            unsigned(b, i, u32::MAX.into())
         }
         b"delta" if delta.is_none() => {
             let (d, end) = delta_object(data, i)?;
@@ -145,20 +145,6 @@ fn delta_object(data: &str, i: usize) -> Option<(TextDelta<'_>, usize)> {
     })?;
     let (k, text) = text?;
     (kind == Some(k)).then_some((TextDelta { kind: k, text }, end))
-}
-
-/// A JSON number that reads as a `u32` (no sign, fraction or exponent), and the offset
-/// after it.
-fn u32_number(b: &[u8], i: usize) -> Option<usize> {
-    let mut value: u32 = 0;
-    let mut end = i;
-    while let Some(d) = b.get(end).filter(|c| c.is_ascii_digit()) {
-        value = value.checked_mul(10)?.checked_add(u32::from(d - b'0'))?;
-        end += 1;
-    }
-    let leading_zero = end > i + 1 && b.get(i) == Some(&b'0');
-    let fraction_or_exponent = matches!(b.get(end), Some(b'.' | b'e' | b'E'));
-    (end > i && !leading_zero && !fraction_or_exponent).then_some(end)
 }
 
 impl AnthropicStreamObserver {

@@ -16,8 +16,10 @@
 //! results never differ (a property test holds the two readers to the same answer).
 
 use crate::estimate::Str;
+use crate::json_scan::skip_short_string;
 use crate::json_walk::{
-    null, object, object_resumed, skip_member, starts_with, string_or_null, ws,
+    null, object, object_resumed, skip_member, starts_with, string, string_or_null, unsigned, ws,
+    JsonStr, KnownKeys,
 };
 use crate::stream::Choices;
 
@@ -186,6 +188,103 @@ fn delta_object(data: &str, i: usize) -> Option<([Option<Str<'_>>; 4], usize)> {
         Some(end)
     })?;
     Some((pieces.map(Option::flatten), end))
+}
+
+/// The usual content chunk as the OpenAI → Anthropic stream translator reads it
+/// (`translate::anthropic::ChatToMessagesStream`, whose serde types are stricter than the
+/// observer's): its id and the text of its one choice.
+pub(crate) struct TextChunk<'a> {
+    pub id: Option<JsonStr<'a>>,
+    /// `None` for a `null` or absent `content`.
+    pub content: Option<JsonStr<'a>>,
+}
+
+/// Reads `{"id":…,"object":…,"created":…,"model":…,"choices":[{"index":0,"delta":
+/// {"role":…,"content":"…"},"finish_reason":null}],"usage":null}` as the translator's
+/// serde types would, members in any order: `id`, `object` and `model` strings,
+/// `created` a `u64`, exactly one choice with index 0 (or none given) whose
+/// `finish_reason` is `null`, a delta whose `role` and `content` are strings or `null`
+/// and whose `reasoning_content`, `refusal` and `tool_calls` are `null`; `usage` and
+/// `error` `null`. `None` for anything else — a finish reason, usage, an error, a tool
+/// call, refusal or reasoning text, several choices, escaped or repeated keys, values of
+/// another type, invalid JSON — which the translator reads with serde as before.
+pub(crate) fn text_chunk(data: &str) -> Option<TextChunk<'_>> {
+    let b = data.as_bytes();
+    let mut keys = KnownKeys::new([
+        b"id", b"object", b"created", b"model", b"choices", b"usage", b"error",
+    ]);
+    let (mut id, mut content) = (None, None);
+    let end = object(b, ws(b, 0), |key, i| match keys.first(key)? {
+        None => skip_member(b, i),
+        Some(0) => {
+            let (s, end) = string(data, i)?;
+            id = Some(s);
+            Some(end)
+        }
+        Some(1 | 3) => string_end(b, i),
+        Some(2) => unsigned(b, i, u64::MAX),
+        Some(4) => {
+            let (c, end) = one_choice(data, i)?;
+            content = c;
+            Some(end)
+        }
+        Some(_) => null(b, i),
+    })?;
+    (keys.seen(4) && ws(b, end) == b.len()).then_some(TextChunk { id, content })
+}
+
+/// `[` one choice `]`: the choice's content.
+fn one_choice(data: &str, i: usize) -> Option<(Option<JsonStr<'_>>, usize)> {
+    let b = data.as_bytes();
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut keys = KnownKeys::new([b"index", b"delta", b"finish_reason"]);
+    let mut content = None;
+    let end = object(b, ws(b, i + 1), |key, i| match keys.first(key)? {
+        None => skip_member(b, i),
+        // Choices of another index are not translated: serde tells which.
+        Some(0) => unsigned(b, i, 0),
+        Some(1) => {
+            let (c, end) = text_delta(data, i)?;
+            content = c;
+            Some(end)
+        }
+        Some(_) => null(b, i),
+    })?;
+    let end = ws(b, end);
+    (b.get(end) == Some(&b']')).then_some((content, end + 1))
+}
+
+/// A delta with at most `role` and `content` holding values.
+fn text_delta(data: &str, i: usize) -> Option<(Option<JsonStr<'_>>, usize)> {
+    let b = data.as_bytes();
+    let mut keys = KnownKeys::new([
+        b"role",
+        b"content",
+        b"reasoning_content",
+        b"refusal",
+        b"tool_calls",
+    ]);
+    let mut content = None;
+    let end = object(b, i, |key, i| match keys.first(key)? {
+        None => skip_member(b, i),
+        Some(0) => null(b, i).or_else(|| string_end(b, i)),
+        Some(1) => null(b, i).or_else(|| {
+            let (s, end) = string(data, i)?;
+            content = Some(s);
+            Some(end)
+        }),
+        Some(_) => null(b, i),
+    })?;
+    Some((content, end))
+}
+
+/// The end of the string at `i` (validated, not decoded).
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    (b.get(i) == Some(&b'"'))
+        .then(|| skip_short_string(b, i).ok())
+        .flatten()
 }
 
 #[cfg(test)]

@@ -465,13 +465,13 @@ def split_odd(events: list[bytes], delay: float, cut: int = 7) -> list[tuple[flo
 
 
 def stream_request(port: int, body: dict, headers: dict | None = None, read_chunks: int | None = None,
-                   timeout: float = 30):
+                   timeout: float = 30, path: str = "/v1/chat/completions"):
     """POSTs and reads the response incrementally. Returns (status, headers, [(t, bytes)]);
     with read_chunks, closes the connection after that many reads (a client going away)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     h = {"content-type": "application/json"}
     h.update(headers or {})
-    conn.request("POST", "/v1/chat/completions", body=json.dumps(body).encode(), headers=h)
+    conn.request("POST", path, body=json.dumps(body).encode(), headers=h)
     resp = conn.getresponse()
     got = []
     while True:

@@ -219,6 +219,36 @@ def test_fast_and_serde_chunk_readers_find_the_same_text():
         m.stop()
 
 
+def test_fast_and_serde_chunk_readers_translate_to_anthropic_the_same():
+    """An Anthropic client streaming from an OpenAI provider: the translator reads the usual
+    content chunk without serde and writes its `text_delta` event itself
+    (`stream_chunk::text_chunk`); with model "escaped" every chunk goes through serde. The
+    Anthropic events must be the same, with all the text of choice 0 in order."""
+    m = VariedChunksMock().start()
+    try:
+        with gateway(m) as gw:
+            answers = {}
+            for model in ("plain", "escaped"):
+                body = {"model": model, "max_tokens": 50, "stream": True,
+                        "messages": [{"role": "user", "content": "Say hello to the world"}]}
+                status, _, got = stream_request(gw.port, body, {"anthropic-version": "2023-06-01"},
+                                                path="/v1/messages")
+                assert status == 200
+                answers[model] = b"".join(d for _, d in got).decode().replace(f'"model":"{model}"', '"model":"m"')
+                assert gw.wait_metric("gen_ai_server_time_to_first_token_ms_count", 1, model=model) == 1
+            assert answers["plain"] == answers["escaped"]
+            events = [json.loads(block.split("data: ", 1)[1])
+                      for block in answers["plain"].split("\n\n") if "data: " in block]
+            deltas = [e["delta"] for e in events if e["type"] == "content_block_delta"]
+            contents = [d.get("content") or "" for d in VARIED_DELTAS]
+            assert "".join(d.get("text", "") for d in deltas) == "".join(contents[:3]) + "first" + "".join(contents[3:])
+            assert "".join(d.get("thinking", "") for d in deltas) == "".join(
+                d.get("reasoning_content", "") for d in VARIED_DELTAS)
+            assert events[0]["message"]["id"] == "chatcmpl-v" and events[-1]["type"] == "message_stop"
+    finally:
+        m.stop()
+
+
 ANTHROPIC_DELTAS = [
     ("thinking_delta", "thinking", "Let me think: \"quoted\"\n"),
     ("text_delta", "text", "Caf\u00e9 \u4e16\u754c"),

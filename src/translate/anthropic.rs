@@ -12,6 +12,7 @@
 use serde_json::{json, Map, Value};
 
 use super::{parse_json, to_json, TranslateError};
+use crate::json_walk::JsonStr;
 use crate::stream_anthropic::{text_delta, DeltaKind, TextDelta};
 use crate::usage::Usage;
 use crate::wire::anthropic as an;
@@ -1419,6 +1420,24 @@ pub fn chat_response_to_messages(
 }
 
 /// Appends one Anthropic SSE event (`event: <type>\ndata: <json>\n\n`).
+/// Writes the `text_delta` event that [`push_anthropic_sse`] writes for `text` — the same
+/// bytes, without building the event: its JSON literal is copied when it has no escapes
+/// (serde_json would write it unchanged), else its value is written by serde_json.
+fn push_text_delta(out: &mut Vec<u8>, index: u32, text: &JsonStr<'_>) {
+    out.extend_from_slice(
+        b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
+    );
+    out.extend_from_slice(index.to_string().as_bytes());
+    out.extend_from_slice(b",\"delta\":{\"type\":\"text_delta\",\"text\":");
+    if text.is_plain() {
+        out.extend_from_slice(text.literal.as_bytes());
+    } else {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, text.text.as_ref());
+    }
+    out.extend_from_slice(b"}}\n\n");
+}
+
 fn push_anthropic_sse(out: &mut Vec<u8>, event: &an::StreamEvent) {
     if let Ok(bytes) = serde_json::to_vec(event) {
         out.extend_from_slice(b"event: ");
@@ -1482,11 +1501,35 @@ impl ChatToMessagesStream {
 
     /// Handles the data of one OpenAI SSE event, appending Anthropic SSE bytes to `out`.
     pub fn on_event(&mut self, data: &str, out: &mut Vec<u8>) {
+        self.on_event_with(data, out, true);
+    }
+
+    /// [`Self::on_event`]; the usual content chunk is read and written without serde
+    /// when `fast` (tests compare the two ways).
+    fn on_event_with(&mut self, data: &str, out: &mut Vec<u8>, fast: bool) {
         if self.done {
             return;
         }
         if data.trim() == "[DONE]" {
             self.close(out);
+            return;
+        }
+        if let Some(chunk) = fast
+            .then(|| crate::stream_chunk::text_chunk(data))
+            .flatten()
+        {
+            if let Some(id) = chunk.id.filter(|id| !id.text.is_empty() && !self.started) {
+                self.id = id.text.into_owned();
+            }
+            self.start(out);
+            if let Some(text) = chunk.content.filter(|t| !t.text.is_empty()) {
+                let index = self.ensure_block(
+                    out,
+                    |o| matches!(o, OpenBlock::Text(_)),
+                    |i| (OpenBlock::Text(i), an::ContentBlock::text("")),
+                );
+                push_text_delta(out, index, &text);
+            }
             return;
         }
         let chunk: oa::ChatCompletionChunk = match serde_json::from_str(data) {
@@ -2123,7 +2166,168 @@ mod tests {
         }
     }
 
+    /// Translates `events` (OpenAI SSE data) with the fast reader allowed or not.
+    fn to_messages(events: &[&str], fast: bool) -> String {
+        let mut t = ChatToMessagesStream::new("claude-client", "msg_gw");
+        let mut out = Vec::new();
+        for e in events {
+            t.on_event_with(e, &mut out, fast);
+        }
+        t.finish(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn openai_content_chunks_translate_without_serde_as_with_it() {
+        let head = r#""id":"chatcmpl-9","object":"chat.completion.chunk","created":1767225600,"model":"gpt-4o-mini","system_fingerprint":"fp_1""#;
+        let chunk = |choice: &str, tail: &str| format!("{{{head},\"choices\":[{choice}]{tail}}}");
+        let events = [
+            chunk(
+                r#"{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}"#,
+                r#","usage":null"#,
+            ),
+            chunk(
+                r#"{"index":0,"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null}"#,
+                r#","usage":null"#,
+            ),
+            chunk(
+                r#"{"index":0,"delta":{"content":" w\u00f6rld \"q\" \/ 🦀\n"},"finish_reason":null}"#,
+                "",
+            ),
+            chunk(
+                r#"{"delta":{"content":"!","reasoning_content":null,"tool_calls":null},"index":0}"#,
+                r#","obfuscation":"ab""#,
+            ),
+            chunk(
+                r#"{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}"#,
+                r#","usage":null"#,
+            ),
+            format!(
+                r#"{{{head},"choices":[],"usage":{{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}}}"#
+            ),
+            "[DONE]".to_string(),
+        ];
+        let other_choice = chunk(
+            r#"{"index":1,"delta":{"content":"not for this client"}}"#,
+            "",
+        );
+        assert!(crate::stream_chunk::text_chunk(&other_choice).is_none());
+        let events: Vec<&str> = events.iter().map(String::as_str).collect();
+        assert_eq!(
+            to_messages(&[events[0], &other_choice], true),
+            to_messages(&[events[0], &other_choice], false)
+        );
+        for e in &events[..4] {
+            assert!(
+                crate::stream_chunk::text_chunk(e).is_some(),
+                "not read without serde: {e}"
+            );
+        }
+        for e in &events[4..] {
+            assert!(
+                crate::stream_chunk::text_chunk(e).is_none(),
+                "read without serde: {e}"
+            );
+        }
+        let fast = to_messages(&events, true);
+        assert_eq!(fast, to_messages(&events, false));
+        assert!(fast.contains(r#""id":"chatcmpl-9""#), "{fast}");
+        assert!(
+            fast.contains(r#"{"type":"text_delta","text":"Hello"}"#),
+            "{fast}"
+        );
+        assert!(fast.contains(r#""output_tokens":3"#), "{fast}");
+    }
+
+    /// OpenAI chunks, mostly the usual content chunk (so that the comparison below has
+    /// something to compare), sometimes with what the fast reader must leave to serde.
+    fn openai_chunk() -> impl Strategy<Value = String> {
+        use prop::sample::select;
+        let text = select(vec![
+            r#""""#,
+            r#""Hello""#,
+            r#"" wörld 🦀""#,
+            r#""a\nb \"q\" \\ \/ \u00e9\ud83d\ude00""#,
+            "null",
+            "5",
+        ]);
+        let delta_member = prop_oneof![
+            6 => text.prop_map(|t| format!(r#""content":{t}"#)),
+            2 => select(vec![r#""role":"assistant""#, r#""role":null"#, r#""refusal":null"#,
+                r#""reasoning_content":null"#, r#""tool_calls":null"#, r#""other":[1,{"x":true}]"#])
+                .prop_map(str::to_owned),
+            1 => select(vec![r#""refusal":"no""#, r#""reasoning_content":"hm""#, r#""role":5"#,
+                r#""tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":"{}"}}]"#])
+                .prop_map(str::to_owned),
+        ];
+        let delta = prop::collection::vec(delta_member, 0..4)
+            .prop_map(|m| format!(r#""delta":{{{}}}"#, m.join(",")));
+        let choice_member = prop_oneof![
+            6 => delta,
+            3 => select(vec![r#""index":0"#, r#""finish_reason":null"#, r#""logprobs":null"#])
+                .prop_map(str::to_owned),
+            2 => select(vec![r#""index":1"#, r#""index":00"#, r#""index":0.0"#,
+                r#""finish_reason":"stop""#, r#""finish_reason":"length""#, r#""delta":null"#])
+                .prop_map(str::to_owned),
+        ];
+        let choice =
+            prop::collection::vec(choice_member, 0..4).prop_map(|m| format!("{{{}}}", m.join(",")));
+        let choices = prop_oneof![
+            8 => choice.prop_map(|c| format!(r#""choices":[{c}]"#)),
+            1 => select(vec![r#""choices":[]"#, r#""choices":null"#,
+                r#""choices":[{"index":0,"delta":{"content":"a"}},{"index":1,"delta":{"content":"b"}}]"#])
+                .prop_map(str::to_owned),
+        ];
+        let other = prop_oneof![
+            8 => select(vec![r#""id":"chatcmpl-1""#, r#""id":"c\u0068at""#, r#""id":"""#,
+                r#""object":"chat.completion.chunk""#, r#""created":1767225600"#, r#""model":"gpt-4o""#,
+                r#""system_fingerprint":"fp_1""#, r#""usage":null"#, r#""error":null"#]),
+            1 => select(vec![r#""created":-1"#, r#""created":1.5"#, r#""created":18446744073709551616"#,
+                r#""model":null"#, r#""id":5"#, r#""error":{"message":"boom"}"#,
+                r#""usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}"#, r#""\u0069d":"x""#]),
+        ]
+        .prop_map(str::to_owned);
+        (
+            choices,
+            prop::collection::vec(other, 0..5),
+            any::<prop::sample::Index>(),
+        )
+            .prop_map(|(c, mut m, at)| {
+                m.insert(at.index(m.len() + 1), c);
+                format!("{{{}}}", m.join(","))
+            })
+    }
+
+    /// The comparison below is only as good as what the fast reader accepts.
+    #[test]
+    fn generated_openai_chunks_are_often_read_without_serde() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let read = (0..1000)
+            .filter(|_| {
+                let data = openai_chunk().new_tree(&mut runner).unwrap().current();
+                crate::stream_chunk::text_chunk(&data).is_some()
+            })
+            .count();
+        assert!(read > 200, "{read} of 1000 read without serde");
+    }
+
     proptest! {
+        /// Two chunks (the first one starts the message), also with a byte inserted anywhere,
+        /// then the end: the same Anthropic events with or without the fast reader.
+        #[test]
+        fn openai_chunks_translate_as_with_serde(
+            a in openai_chunk(),
+            b in openai_chunk(),
+            junk in prop::sample::select(vec!["", "", "", " ", "\"", "}", ",", "\\", "0"]),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let b = crate::stream_chunk::tests::insert_at(&b, at, junk);
+            for events in [[a.as_str(), b.as_str(), "[DONE]"], [a.as_str(), b.as_str(), ""]] {
+                prop_assert_eq!(to_messages(&events, true), to_messages(&events, false), "{} / {}", a, b);
+            }
+        }
+
         #[test]
         fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
             exercise(&bytes);
