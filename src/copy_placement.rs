@@ -29,17 +29,18 @@ pub fn slow(dst: usize, src: usize) -> bool {
 }
 
 /// Bytes kept at a chosen offset within a page: a `Vec` that starts its contents `lead`
-/// bytes into its allocation. Reads as the slice of its contents.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+/// bytes into its allocation. Reads as the slice of its contents. (Neither `Clone` nor
+/// `PartialEq`: a clone would lose the placement, and equality would see the lead.)
+#[derive(Debug, Default)]
 pub struct PlacedBuf {
     buf: Vec<u8>,
     lead: usize,
 }
 
 impl PlacedBuf {
-    /// An empty buffer with room for `len` bytes whose first byte will sit at `offset`
-    /// within a page — half a page away from where a page-aligned copy of it would sit
-    /// when `offset` is 0 — when `len` is large enough for the place to matter.
+    /// An empty buffer with room for `len` bytes, whose first byte will sit at `offset`
+    /// within a page when `len` is at least [`MIN_LEN`] (below that the place does not
+    /// matter and the buffer is a plain `Vec`).
     pub fn for_copy(len: usize, offset: usize) -> Self {
         if len < MIN_LEN {
             return PlacedBuf {
