@@ -166,11 +166,26 @@ impl<const N: usize> KnownKeys<N> {
     pub(crate) fn seen(&self, i: usize) -> bool {
         self.seen.get(i) == Some(&true)
     }
+
+    /// Which keys came so far, to take a walk up again later ([`Self::resumed`]).
+    pub(crate) fn seen_keys(&self) -> [bool; N] {
+        self.seen
+    }
+
+    /// The keys of a walk taken up again after members that held the keys `seen`.
+    pub(crate) fn resumed(keys: [&'static [u8]; N], seen: [bool; N]) -> Self {
+        KnownKeys { keys, seen }
+    }
 }
 
 /// A JSON number that reads as an unsigned integer up to `max` (no sign, fraction or
 /// exponent, no leading zero), and the offset after it.
 pub(crate) fn unsigned(b: &[u8], i: usize, max: u64) -> Option<usize> {
+    unsigned_value(b, i, max).map(|(_, end)| end)
+}
+
+/// [`unsigned`] with the number's value.
+pub(crate) fn unsigned_value(b: &[u8], i: usize, max: u64) -> Option<(u64, usize)> {
     let mut value: u64 = 0;
     let mut end = i;
     while let Some(d) = b.get(end).filter(|c| c.is_ascii_digit()) {
@@ -179,7 +194,7 @@ pub(crate) fn unsigned(b: &[u8], i: usize, max: u64) -> Option<usize> {
     }
     let leading_zero = end > i + 1 && b.get(i) == Some(&b'0');
     let fraction_or_exponent = matches!(b.get(end), Some(b'.' | b'e' | b'E'));
-    (end > i && value <= max && !leading_zero && !fraction_or_exponent).then_some(end)
+    (end > i && value <= max && !leading_zero && !fraction_or_exponent).then_some((value, end))
 }
 
 /// The offset after a `null` literal at `i`, if there is one.

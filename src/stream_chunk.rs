@@ -208,29 +208,74 @@ pub(crate) struct TextChunk<'a> {
 /// `error` `null`. `None` for anything else — a finish reason, usage, an error, a tool
 /// call, refusal or reasoning text, several choices, escaped or repeated keys, values of
 /// another type, invalid JSON — which the translator reads with serde as before.
+#[cfg(test)]
 pub(crate) fn text_chunk(data: &str) -> Option<TextChunk<'_>> {
+    text_chunk_after(data, &mut TextChunkPrefix::default())
+}
+
+/// The members [`text_chunk`] types; `choices` is the fifth.
+const TEXT_CHUNK_KEYS: [&[u8]; 7] = [
+    b"id", b"object", b"created", b"model", b"choices", b"usage", b"error",
+];
+const CHOICES: usize = 4;
+
+/// [`ChunkPrefix`] for [`text_chunk_after`]: the start of the last chunk it read,
+/// through the first byte of its `choices` value, and which of its typed members that
+/// start held (so that one repeated after `choices` is still refused).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TextChunkPrefix {
+    bytes: Vec<u8>,
+    seen: [bool; 7],
+}
+
+/// [`text_chunk`] of the next chunk of a stream: taken up at `choices` when the chunk
+/// starts with the bytes of the last one read through `prefix`, which is updated
+/// otherwise. A chunk taken up has no `id` read: its id is the last one's, byte for byte.
+pub(crate) fn text_chunk_after<'a>(
+    data: &'a str,
+    prefix: &mut TextChunkPrefix,
+) -> Option<TextChunk<'a>> {
     let b = data.as_bytes();
-    let mut keys = KnownKeys::new([
-        b"id", b"object", b"created", b"model", b"choices", b"usage", b"error",
-    ]);
+    let resume_at = (prefix.bytes.len().checked_sub(1)).filter(|_| starts_with(b, &prefix.bytes));
+    let mut keys = match resume_at {
+        Some(_) => KnownKeys::resumed(TEXT_CHUNK_KEYS, prefix.seen),
+        None => KnownKeys::new(TEXT_CHUNK_KEYS),
+    };
     let (mut id, mut content) = (None, None);
-    let end = object(b, ws(b, 0), |key, i| match keys.first(key)? {
-        None => skip_member(b, i),
-        Some(0) => {
-            let (s, end) = string(data, i)?;
-            id = Some(s);
-            Some(end)
+    let mut choices_at = None;
+    let member = |key: &[u8], i: usize| {
+        let before = keys.seen_keys();
+        match keys.first(key)? {
+            None => skip_member(b, i),
+            Some(0) => {
+                let (s, end) = string(data, i)?;
+                id = Some(s);
+                Some(end)
+            }
+            Some(1 | 3) => string_end(b, i),
+            Some(2) => unsigned(b, i, u64::MAX),
+            Some(CHOICES) => {
+                choices_at = Some((i, before));
+                let (c, end) = one_choice(data, i)?;
+                content = c;
+                Some(end)
+            }
+            Some(_) => null(b, i),
         }
-        Some(1 | 3) => string_end(b, i),
-        Some(2) => unsigned(b, i, u64::MAX),
-        Some(4) => {
-            let (c, end) = one_choice(data, i)?;
-            content = c;
-            Some(end)
-        }
-        Some(_) => null(b, i),
-    })?;
-    (keys.seen(4) && ws(b, end) == b.len()).then_some(TextChunk { id, content })
+    };
+    let end = match resume_at {
+        Some(at) => object_resumed(b, b"choices", at, member)?,
+        None => object(b, ws(b, 0), member)?,
+    };
+    if !keys.seen(CHOICES) || ws(b, end) != b.len() {
+        return None;
+    }
+    if let (None, Some((at @ ..=MAX_PREFIX, seen))) = (resume_at, choices_at) {
+        prefix.bytes.clear();
+        prefix.bytes.extend_from_slice(b.get(..=at)?);
+        prefix.seen = seen;
+    }
+    Some(TextChunk { id, content })
 }
 
 /// `[` one choice `]`: the choice's content.
@@ -485,7 +530,7 @@ pub(crate) mod tests {
 
     /// Two chunks of one stream: the same members before `choices` (mostly), then each
     /// its own choices and members.
-    fn chunk_pair() -> impl Strategy<Value = (String, String)> {
+    pub(crate) fn chunk_pair() -> impl Strategy<Value = (String, String)> {
         let head = prop::collection::vec(
             prop_oneof![
                 8 => select(vec![
@@ -543,6 +588,50 @@ pub(crate) mod tests {
             resumed += usize::from(taken_up && content_chunk_after(&second, &mut prefix).is_some());
         }
         assert!(resumed > 100, "{resumed} taken up at choices");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// The translator's reader: a chunk read after another reads as it does alone,
+        /// also with a byte inserted anywhere.
+        #[test]
+        fn the_next_text_chunk_reads_as_it_does_alone((first, second) in chunk_pair(), cut in any::<prop::sample::Index>(), junk in select(vec!["", "\"", "}", ",", " ", "{", "\\"])) {
+            for next in [second.clone(), insert_at(&second, cut, junk)] {
+                next_text_chunk_reads_as_alone(&first, &next)?;
+            }
+        }
+    }
+
+    /// `next` read by [`text_chunk_after`] after `first` reads as [`text_chunk`] reads it
+    /// alone, but for the id of a chunk taken up at `choices` (`None`: the first's); true
+    /// when it was taken up and read.
+    pub(crate) fn next_text_chunk_reads_as_alone(
+        first: &str,
+        next: &str,
+    ) -> Result<bool, proptest::test_runner::TestCaseError> {
+        type Read = Option<(Option<String>, Option<(String, String)>)>;
+        let read = |c: Option<TextChunk<'_>>| -> Read {
+            c.map(|c| {
+                let id = c.id.map(|s| s.text.into_owned());
+                let content = c
+                    .content
+                    .map(|s| (s.literal.to_owned(), s.text.into_owned()));
+                (id, content)
+            })
+        };
+        let mut prefix = TextChunkPrefix::default();
+        let first_id = read(text_chunk_after(first, &mut prefix)).and_then(|(id, _)| id);
+        let taken_up = !prefix.bytes.is_empty() && next.as_bytes().starts_with(&prefix.bytes);
+        let after = read(text_chunk_after(next, &mut prefix));
+        let mut alone = read(text_chunk(next));
+        if let (true, Some((None, _)), Some((id, _))) = (taken_up, &after, &alone) {
+            // An id in the bytes taken as read is the first chunk's.
+            prop_assert!(id.is_none() || *id == first_id, "{} then {}", first, next);
+            alone = alone.map(|(_, content)| (None, content));
+        }
+        prop_assert_eq!(&after, &alone, "{} then {}", first, next);
+        Ok(taken_up && after.is_some())
     }
 
     proptest! {

@@ -94,6 +94,9 @@ pub fn from_openai_json(body: &[u8]) -> Option<Usage> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return None;
     }
+    if let Some(read) = fast::usage_member(body, fast::openai_usage) {
+        return read.map(|u| u.to_usage());
+    }
     let parsed: UsageOnly = serde_json::from_slice(body).ok()?;
     parsed.usage.map(|u| u.to_usage())
 }
@@ -152,8 +155,147 @@ struct AnthropicUsageOnly {
 
 /// Extracts usage from an Anthropic `message` JSON body.
 pub fn from_anthropic_json(body: &[u8]) -> Option<Usage> {
+    if let Some(read) = fast::usage_member(body, fast::anthropic_usage) {
+        return read.map(|u| u.to_usage());
+    }
     let parsed: AnthropicUsageOnly = serde_json::from_slice(body).ok()?;
     parsed.usage.map(|u| u.to_usage())
+}
+
+/// The usage of a whole answer read without serde: the top-level `usage` member found by
+/// a validating walk that skips everything else (an answer's text is most of its bytes),
+/// and its counts read as the serde types above would read them. Each reader answers
+/// `None` for anything it does not read with certainty — an escaped key, a count that is
+/// not a plain unsigned integer, a repeated member, an array where an object is expected —
+/// and the caller hands the body to serde, so the result is always serde's.
+mod fast {
+    use super::{AnthropicUsage, CompletionDetails, OpenAiUsage, PromptDetails};
+    use crate::json_walk::{null, object, skip_member, unsigned_value, ws};
+
+    /// `Some(usage)` when `body` is one JSON object, as serde reads it (a member `usage`
+    /// at most once, read by `read`; `null` or absent is `None`).
+    pub(super) fn usage_member<T>(
+        body: &[u8],
+        read: impl Fn(&[u8], usize) -> Option<(T, usize)>,
+    ) -> Option<Option<T>> {
+        let mut usage = None;
+        let mut seen = false;
+        let end = object(body, ws(body, 0), |key, i| {
+            if key != b"usage" {
+                utf8(key)?;
+                return skip_member(body, i);
+            }
+            if std::mem::replace(&mut seen, true) {
+                return None;
+            }
+            if let Some(end) = null(body, i) {
+                return Some(end);
+            }
+            let (u, end) = read(body, i)?;
+            usage = Some(u);
+            Some(end)
+        })?;
+        (ws(body, end) == body.len()).then_some(usage)
+    }
+
+    /// OpenAI's `usage` object (`OpenAiUsage`; an alias and its name are one field).
+    pub(super) fn openai_usage(b: &[u8], i: usize) -> Option<(OpenAiUsage, usize)> {
+        let mut u = OpenAiUsage::default();
+        let mut seen = [false; 5];
+        let end = object(b, i, |key, i| {
+            let field = match key {
+                b"prompt_tokens" | b"input_tokens" => 0,
+                b"completion_tokens" | b"output_tokens" => 1,
+                b"total_tokens" => 2,
+                b"prompt_tokens_details" | b"input_tokens_details" => 3,
+                b"completion_tokens_details" | b"output_tokens_details" => 4,
+                _ => {
+                    utf8(key)?;
+                    return skip_member(b, i);
+                }
+            };
+            if std::mem::replace(seen.get_mut(field)?, true) {
+                return None;
+            }
+            match field {
+                0 => count(b, i, &mut u.prompt_tokens),
+                1 => count(b, i, &mut u.completion_tokens),
+                2 => count(b, i, &mut u.total_tokens),
+                3 => {
+                    let (d, end) = details(b, i, b"cached_tokens")?;
+                    u.prompt_tokens_details =
+                        d.map(|cached_tokens| PromptDetails { cached_tokens });
+                    Some(end)
+                }
+                _ => {
+                    let (d, end) = details(b, i, b"reasoning_tokens")?;
+                    u.completion_tokens_details =
+                        d.map(|reasoning_tokens| CompletionDetails { reasoning_tokens });
+                    Some(end)
+                }
+            }
+        })?;
+        Some((u, end))
+    }
+
+    /// Anthropic's `usage` object (`AnthropicUsage`).
+    pub(super) fn anthropic_usage(b: &[u8], i: usize) -> Option<(AnthropicUsage, usize)> {
+        let mut u = AnthropicUsage::default();
+        let mut seen = [false; 4];
+        let end = object(b, i, |key, i| {
+            let (field, slot) = match key {
+                b"input_tokens" => (0, &mut u.input_tokens),
+                b"output_tokens" => (1, &mut u.output_tokens),
+                b"cache_read_input_tokens" => (2, &mut u.cache_read_input_tokens),
+                b"cache_creation_input_tokens" => (3, &mut u.cache_creation_input_tokens),
+                _ => {
+                    utf8(key)?;
+                    return skip_member(b, i);
+                }
+            };
+            if std::mem::replace(seen.get_mut(field)?, true) {
+                return None;
+            }
+            count(b, i, slot)
+        })?;
+        Some((u, end))
+    }
+
+    /// A count (`Option<u64>`): `null`, or an unsigned integer that fits.
+    fn count(b: &[u8], i: usize, slot: &mut Option<u64>) -> Option<usize> {
+        if let Some(end) = null(b, i) {
+            *slot = None;
+            return Some(end);
+        }
+        let (value, end) = unsigned_value(b, i, u64::MAX)?;
+        *slot = Some(value);
+        Some(end)
+    }
+
+    /// A details object holding one count named `name`: `None` for `null`.
+    fn details(b: &[u8], i: usize, name: &[u8]) -> Option<(Option<Option<u64>>, usize)> {
+        if let Some(end) = null(b, i) {
+            return Some((None, end));
+        }
+        let mut value = None;
+        let mut seen = false;
+        let end = object(b, i, |key, i| {
+            if key != name {
+                utf8(key)?;
+                return skip_member(b, i);
+            }
+            if std::mem::replace(&mut seen, true) {
+                return None;
+            }
+            count(b, i, &mut value)
+        })?;
+        Some((Some(value), end))
+    }
+
+    /// serde reads every key of a struct it deserializes as a `str`: it must be UTF-8.
+    fn utf8(key: &[u8]) -> Option<()> {
+        (key.is_ascii() || std::str::from_utf8(key).is_ok()).then_some(())
+    }
 }
 
 #[cfg(test)]
@@ -241,6 +383,193 @@ mod tests {
             ..AnthropicUsage::default()
         });
         assert_eq!((start.to_usage().input, start.to_usage().output), (10, 42));
+    }
+
+    /// The old way, serde alone: what the fast readers must always agree with.
+    fn openai_by_serde(body: &[u8]) -> Option<Usage> {
+        if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return None;
+        }
+        let parsed: UsageOnly = serde_json::from_slice(body).ok()?;
+        parsed.usage.map(|u| u.to_usage())
+    }
+
+    fn anthropic_by_serde(body: &[u8]) -> Option<Usage> {
+        let parsed: AnthropicUsageOnly = serde_json::from_slice(body).ok()?;
+        parsed.usage.map(|u| u.to_usage())
+    }
+
+    mod agreement {
+        use super::*;
+        use proptest::prelude::*;
+        use proptest::sample::select;
+        use proptest::strategy::ValueTree;
+
+        fn count() -> impl Strategy<Value = &'static str> {
+            prop_oneof![
+                8 => select(vec!["0", "7", "1234", "null"]),
+                1 => select(vec![
+                    "18446744073709551615", "18446744073709551616", "-1", "-0", "1.0",
+                    "1e2", "01", "\"5\"", "[]", "nul", "true",
+                ]),
+            ]
+        }
+
+        fn object(members: Vec<String>) -> String {
+            format!("{{{}}}", members.join(","))
+        }
+
+        fn details(name: &'static str) -> impl Strategy<Value = String> {
+            let member = prop_oneof![
+                4 => count().prop_map(move |n| format!(r#""{name}":{n}"#)),
+                2 => select(vec![r#""audio_tokens":0"#, r#""x":{"cached_tokens":9}"#]).prop_map(str::to_owned),
+                1 => select(vec![r#""\u0063ached_tokens":3"#, r#""cach\u00e9":1"#]).prop_map(str::to_owned),
+            ];
+            prop_oneof![
+                6 => prop::collection::vec(member, 0..3).prop_map(object),
+                1 => select(vec!["null", "[3]", "5", "{}"]).prop_map(str::to_owned),
+            ]
+        }
+
+        fn openai_usage() -> impl Strategy<Value = String> {
+            let name = |n: &'static [&'static str]| select(n.to_vec());
+            let member = prop_oneof![
+                8 => (name(&["prompt_tokens", "input_tokens", "completion_tokens", "output_tokens", "total_tokens"]), count())
+                    .prop_map(|(k, n)| format!(r#""{k}":{n}"#)),
+                3 => (name(&["prompt_tokens_details", "input_tokens_details"]), details("cached_tokens"))
+                    .prop_map(|(k, d)| format!(r#""{k}":{d}"#)),
+                3 => (name(&["completion_tokens_details", "output_tokens_details"]), details("reasoning_tokens"))
+                    .prop_map(|(k, d)| format!(r#""{k}":{d}"#)),
+                2 => select(vec![
+                    r#""cost":0.25"#, r#""x":[1,{"prompt_tokens":2}]"#, r#""\u0070rompt_tokens":3"#,
+                    r#""é":1"#, r#""service_tier":"default""#,
+                ]).prop_map(str::to_owned),
+            ];
+            prop_oneof![
+                8 => prop::collection::vec(member, 0..6).prop_map(object),
+                1 => select(vec!["null", "[1,2]", "\"u\"", "{}"]).prop_map(str::to_owned),
+            ]
+        }
+
+        fn anthropic_usage() -> impl Strategy<Value = String> {
+            let member = prop_oneof![
+                8 => (select(vec!["input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"]), count())
+                    .prop_map(|(k, n)| format!(r#""{k}":{n}"#)),
+                2 => select(vec![
+                    r#""cache_creation":{"ephemeral_5m_input_tokens":0}"#, r#""service_tier":"standard""#,
+                    r#""\u0069nput_tokens":3"#, r#""server_tool_use":null"#,
+                ]).prop_map(str::to_owned),
+            ];
+            prop_oneof![
+                8 => prop::collection::vec(member, 0..5).prop_map(object),
+                1 => select(vec!["null", "[1,2]", "{}"]).prop_map(str::to_owned),
+            ]
+        }
+
+        /// An answer: the usage member (sometimes none, sometimes two) among others.
+        fn answer(usage: impl Strategy<Value = String>) -> impl Strategy<Value = String> {
+            let other = prop_oneof![
+                8 => select(vec![
+                    r#""id":"chatcmpl-1""#,
+                    r#""object":"chat.completion""#,
+                    r#""created":1767225600"#,
+                    r#""choices":[{"index":0,"message":{"role":"assistant","content":"\"usage\":{\"prompt_tokens\":9}"},"finish_reason":"stop"}]"#,
+                    r#""content":[{"type":"text","text":"hi"}]"#,
+                    r#""system_fingerprint":null"#,
+                ]),
+                1 => select(vec![r#""\u0075sage":{"prompt_tokens":5}"#, r#""bad":01"#]),
+            ];
+            // Mostly one usage member; sometimes none, sometimes two.
+            let usages = (
+                prop::collection::vec(usage, 2),
+                select(vec![0, 1, 1, 1, 1, 1, 2]),
+            )
+                .prop_map(|(u, n)| {
+                    u.into_iter()
+                        .take(n)
+                        .map(|u| format!(r#""usage":{u}"#))
+                        .collect::<Vec<_>>()
+                });
+            (
+                usages,
+                prop::collection::vec(other, 0..4),
+                any::<prop::sample::Index>(),
+                select(vec!["", " ", "\n"]),
+            )
+                .prop_map(|(usages, others, at, pad)| {
+                    let mut members: Vec<String> = others.into_iter().map(str::to_owned).collect();
+                    for u in usages {
+                        let at = at.index(members.len() + 1);
+                        members.insert(at, u);
+                    }
+                    format!("{pad}{{{}}}{pad}", members.join(","))
+                })
+        }
+
+        /// `body` with `junk` inserted at `cut`.
+        fn spliced(body: &str, cut: prop::sample::Index, junk: &[u8]) -> Vec<u8> {
+            let at = cut.index(body.len() + 1);
+            let mut b = body.as_bytes().to_vec();
+            b.splice(at..at, junk.iter().copied());
+            b
+        }
+
+        fn junk() -> impl Strategy<Value = &'static [u8]> {
+            select(vec![
+                &b""[..],
+                b"\"",
+                b"}",
+                b",",
+                b"\\",
+                b" ",
+                b"\xff",
+                b"\x01",
+                b"0",
+                b"-",
+            ])
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            #[test]
+            fn openai_usage_reads_as_serde_reads_it(body in answer(openai_usage()), cut in any::<prop::sample::Index>(), junk in junk()) {
+                for b in [body.as_bytes().to_vec(), spliced(&body, cut, junk)] {
+                    prop_assert_eq!(from_openai_json(&b), openai_by_serde(&b), "{}", String::from_utf8_lossy(&b));
+                }
+            }
+
+            #[test]
+            fn anthropic_usage_reads_as_serde_reads_it(body in answer(anthropic_usage()), cut in any::<prop::sample::Index>(), junk in junk()) {
+                for b in [body.as_bytes().to_vec(), spliced(&body, cut, junk)] {
+                    prop_assert_eq!(from_anthropic_json(&b), anthropic_by_serde(&b), "{}", String::from_utf8_lossy(&b));
+                }
+            }
+        }
+
+        /// The comparison above is only as good as what the fast readers accept: most
+        /// generated answers, usage with details included.
+        #[test]
+        fn the_generated_answers_are_mostly_read_without_serde() {
+            let mut runner = proptest::test_runner::TestRunner::deterministic();
+            let (mut read, mut with_usage) = (0, 0);
+            for _ in 0..1000 {
+                let body = answer(openai_usage())
+                    .new_tree(&mut runner)
+                    .unwrap()
+                    .current();
+                if let Some(u) = fast::usage_member(body.as_bytes(), fast::openai_usage) {
+                    read += 1;
+                    with_usage += usize::from(u.is_some_and(|u| {
+                        u.prompt_tokens_details.is_some() || u.completion_tokens_details.is_some()
+                    }));
+                }
+            }
+            assert!(
+                read > 300 && with_usage > 50,
+                "{read} read, {with_usage} with details"
+            );
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use super::{parse_json, to_json, TranslateError};
 use crate::json_walk::JsonStr;
 use crate::stream_anthropic::{text_delta, DeltaKind, TextDelta};
+use crate::stream_chunk::{text_chunk_after, TextChunkPrefix};
 use crate::usage::Usage;
 use crate::wire::anthropic as an;
 use crate::wire::openai as oa;
@@ -1482,6 +1483,9 @@ pub struct ChatToMessagesStream {
     stop_reason: Option<&'static str>,
     usage: Option<Usage>,
     done: bool,
+    /// Where the fast reader takes the next chunk up (the members before `choices`,
+    /// which the chunks of one stream repeat).
+    chunk_prefix: TextChunkPrefix,
 }
 
 impl ChatToMessagesStream {
@@ -1496,6 +1500,7 @@ impl ChatToMessagesStream {
             stop_reason: None,
             usage: None,
             done: false,
+            chunk_prefix: TextChunkPrefix::default(),
         }
     }
 
@@ -1515,7 +1520,7 @@ impl ChatToMessagesStream {
             return;
         }
         if let Some(chunk) = fast
-            .then(|| crate::stream_chunk::text_chunk(data))
+            .then(|| text_chunk_after(data, &mut self.chunk_prefix))
             .flatten()
         {
             if let Some(id) = chunk.id.filter(|id| !id.text.is_empty() && !self.started) {
@@ -2298,6 +2303,33 @@ mod tests {
             })
     }
 
+    /// Two chunks of one stream: the second with the first's members before `choices`.
+    fn openai_chunk_pair() -> impl Strategy<Value = (String, String)> {
+        (openai_chunk(), openai_chunk()).prop_map(|(a, b)| {
+            let head = |c: &str| c.find(r#""choices":"#).map(|at| at + r#""choices":"#.len());
+            let second = match (head(&a), head(&b)) {
+                (Some(i), Some(j)) => format!("{}{}", &a[..i], &b[j..]),
+                _ => b,
+            };
+            (a, second)
+        })
+    }
+
+    /// The comparison of two chunks of one stream is only as good as how often the
+    /// second is taken up at `choices`.
+    #[test]
+    fn generated_next_chunks_are_often_taken_up_at_choices() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let taken_up = (0..1000)
+            .filter(|_| {
+                let (a, b) = openai_chunk_pair().new_tree(&mut runner).unwrap().current();
+                crate::stream_chunk::tests::next_text_chunk_reads_as_alone(&a, &b).unwrap()
+            })
+            .count();
+        assert!(taken_up > 50, "{taken_up} of 1000 taken up");
+    }
+
     /// The comparison below is only as good as what the fast reader accepts.
     #[test]
     fn generated_openai_chunks_are_often_read_without_serde() {
@@ -2310,6 +2342,25 @@ mod tests {
             })
             .count();
         assert!(read > 200, "{read} of 1000 read without serde");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Two chunks of one stream (the second starting as the first, so that the fast
+        /// reader takes it up at `choices`), also with a byte inserted anywhere: read as
+        /// alone, and translated to the same Anthropic events with or without the fast
+        /// reader.
+        #[test]
+        fn chunks_of_one_stream_translate_as_with_serde(
+            (a, b) in openai_chunk_pair(),
+            junk in prop::sample::select(vec!["", "", "", " ", "\"", "}", ",", "\\", "0"]),
+            at in any::<prop::sample::Index>(),
+        ) {
+            let b = crate::stream_chunk::tests::insert_at(&b, at, junk);
+            crate::stream_chunk::tests::next_text_chunk_reads_as_alone(&a, &b)?;
+            prop_assert_eq!(to_messages(&[&a, &b], true), to_messages(&[&a, &b], false), "{} then {}", a, b);
+        }
     }
 
     proptest! {
