@@ -176,6 +176,21 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
     status: u16,
     what: &str,
 ) -> Result<T, TranslateError> {
+    // Tracking the path of every member costs a quarter of a parse; only a failed parse
+    // needs it, so the body is parsed again with it then (the same deserializer fails
+    // the same way).
+    match serde_json::from_slice(body) {
+        Ok(value) => Ok(value),
+        Err(_) => parse_json_with_path(body, status, what),
+    }
+}
+
+/// [`parse_json`] tracking the JSON path of each member, for its error.
+fn parse_json_with_path<T: DeserializeOwned>(
+    body: &[u8],
+    status: u16,
+    what: &str,
+) -> Result<T, TranslateError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
     let parsed: Result<T, _> = serde_path_to_error::deserialize(&mut *de);
     let value = match parsed {
@@ -231,4 +246,58 @@ pub(crate) fn parse_json<T: DeserializeOwned>(
 pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, TranslateError> {
     serde_json::to_vec(value)
         .map_err(|e| TranslateError::bad_upstream(format!("cannot serialise translated body: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        inner: Vec<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        n: u32,
+        s: String,
+    }
+
+    /// A body is parsed once without tracking paths; a failure is parsed again with
+    /// them, so the error still names where it is.
+    #[test]
+    fn errors_name_the_path_of_the_offending_member() {
+        let err =
+            |body: &str, status| parse_json::<Outer>(body.as_bytes(), status, "thing").unwrap_err();
+        assert!(parse_json::<Outer>(br#"{"inner":[{"n":1,"s":"a"}]}"#, 400, "thing").is_ok());
+
+        let e = err(r#"{"inner":[{"n":1,"s":"a"},{"n":"x","s":"b"}]}"#, 400);
+        assert_eq!(e.param.as_deref(), Some("inner[1].n"), "{e}");
+        assert!(
+            e.message
+                .starts_with("invalid thing at `inner[1].n`: invalid type"),
+            "{e}"
+        );
+
+        let e = err(r#"{"inner":[{"n":1}]}"#, 400);
+        assert_eq!(e.param.as_deref(), Some("inner[0].s"), "{e}");
+
+        let e = err(r#"{"inner":[]} x"#, 400);
+        assert_eq!(
+            (
+                e.param,
+                e.message.starts_with("invalid thing: trailing characters")
+            ),
+            (None, true)
+        );
+
+        let e = err(r#"{"inner":[{"n":1,"s":5}]}"#, 502);
+        assert_eq!(
+            e.param, None,
+            "an upstream payload names no client parameter"
+        );
+        assert!(e.message.contains("inner[0].s"), "{e}");
+    }
 }
