@@ -9,6 +9,7 @@
 //! Unknown members of the source payload are not forwarded to the other API (each
 //! rejects members it does not know); see the function docs for what is mapped.
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{parse_json, to_json, TranslateError};
@@ -1350,6 +1351,41 @@ fn usage_from_openai(u: &oa::ChatUsage) -> Usage {
     }
 }
 
+/// The members of an OpenAI `chat.completion` that its Anthropic translation reads.
+/// Reading the whole [`oa::ChatCompletion`] kept every other member in flattened `rest`
+/// maps (each value buffered, then built) only to drop them, and refused an answer
+/// whose unread members had unexpected types (a string `created`). Members not read
+/// here are skipped as serde skips unknown ones: validated as JSON, not typed.
+#[derive(Deserialize)]
+struct CompletionRead {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    choices: Vec<ChoiceRead>,
+    #[serde(default)]
+    usage: Option<oa::ChatUsage>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceRead {
+    #[serde(default)]
+    message: MessageRead,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+struct MessageRead {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    reasoning_content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<oa::ToolCall>>,
+}
+
 /// Translates an OpenAI `chat.completion` into an Anthropic `message`.
 ///
 /// `reasoning_content` -> a `thinking` block (empty signature), content -> a `text`
@@ -1360,7 +1396,7 @@ pub fn chat_response_to_messages(
     body: &[u8],
     model_for_client: &str,
 ) -> Result<(Vec<u8>, Usage), TranslateError> {
-    let resp: oa::ChatCompletion = parse_json(body, 502, "chat completion response")?;
+    let resp: CompletionRead = parse_json(body, 502, "chat completion response")?;
     let choice = resp
         .choices
         .first()
