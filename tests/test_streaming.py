@@ -249,6 +249,82 @@ def test_fast_and_serde_chunk_readers_translate_to_anthropic_the_same():
         m.stop()
 
 
+class RepeatedMemberMock(ScriptedStreamMock):
+    """Streams three content chunks with the same members before `choices` (so that the
+    translator's fast reader takes the later ones up at `choices`); the second repeats
+    `model` after its choices, which serde refuses. With model "escaped" every `choices` key
+    is escaped, so that every chunk goes to serde."""
+
+    def __init__(self):
+        super().__init__("repeated")
+
+    def events(self, model: str) -> list[bytes]:
+        head = f'{{"id":"chatcmpl-r","object":"chat.completion.chunk","created":1767225600,"model":"{model}",'
+        key = '"\\u0063hoices"' if model == "escaped" else '"choices"'
+        out = []
+        for text, tail in (("A", ""), ("B", ',"model":"other"'), ("C", "")):
+            choices = f'[{{"index":0,"delta":{{"content":"{text}"}},"finish_reason":null}}]'
+            out.append(f"data: {head}{key}:{choices}{tail}}}\n\n".encode())
+        return out + [b"data: [DONE]\n\n"]
+
+
+def test_a_chunk_taken_up_at_choices_still_refuses_a_repeated_member():
+    """The translator's fast reader reads a chunk that starts like the last one from its
+    `choices` on, remembering which members the skipped start held: a member repeated after
+    `choices` is refused as serde refuses it, so the chunk carrying "B" is dropped either way."""
+    m = RepeatedMemberMock().start()
+    try:
+        with gateway(m) as gw:
+            texts = {}
+            for model in ("plain", "escaped"):
+                body = {"model": model, "max_tokens": 50, "stream": True,
+                        "messages": [{"role": "user", "content": "Say hello"}]}
+                status, _, got = stream_request(gw.port, body, {"anthropic-version": "2023-06-01"},
+                                                path="/v1/messages")
+                assert status == 200
+                events = [json.loads(block.split("data: ", 1)[1])
+                          for block in b"".join(d for _, d in got).decode().split("\n\n") if "data: " in block]
+                texts[model] = "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
+                assert events[-1]["type"] == "message_stop"
+            assert texts == {"plain": "AC", "escaped": "AC"}
+    finally:
+        m.stop()
+
+
+def test_an_openai_answer_is_translated_for_an_anthropic_client_whatever_its_unread_members():
+    """The translation reads only id, the first choice's message and finish reason, and usage:
+    other members of unexpected types no longer fail it; a member it reads with the wrong type
+    still gets a 502 naming where it is."""
+    answers = {
+        "lenient": {"id": "chatcmpl-l", "object": "chat.completion", "created": "2026-11-24T06:00:00Z",
+                    "model": {"name": "gpt"}, "service_tier": "default",
+                    "choices": [{"index": "0", "message": {"role": "assistant", "content": "Hi there",
+                                                           "annotations": []},
+                                 "logprobs": {"content": []}, "finish_reason": "length"}],
+                    "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}},
+        "broken": {"id": "chatcmpl-b", "choices": [{"message": {"content": 5}, "finish_reason": "stop"}]},
+    }
+    m = MockProvider("answers", lambda req: Reply(200, answers[req.json["model"]])).start()
+    try:
+        with gateway(m) as gw:
+            headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+            body = {"model": "lenient", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+            status, _, raw = gw.post("/v1/messages", body, headers=headers)
+            assert status == 200, raw
+            msg = json.loads(raw)
+            assert (msg["id"], msg["content"], msg["stop_reason"]) == (
+                "chatcmpl-l", [{"type": "text", "text": "Hi there"}], "max_tokens")
+            assert (msg["usage"]["input_tokens"], msg["usage"]["output_tokens"]) == (12, 3)
+
+            status, _, raw = gw.post("/v1/messages", {**body, "model": "broken"}, headers=headers)
+            assert status == 502, raw
+            err = json.loads(raw)
+            assert err["type"] == "error" and err["error"]["type"] == "api_error", err
+            assert "choices[0].message.content" in err["error"]["message"], err
+    finally:
+        m.stop()
+
+
 ANTHROPIC_DELTAS = [
     ("thinking_delta", "thinking", "Let me think: \"quoted\"\n"),
     ("text_delta", "text", "Caf\u00e9 \u4e16\u754c"),
