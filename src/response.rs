@@ -12,6 +12,7 @@ use crate::eventstream::EventStreamDecoder;
 use crate::sse::{SseEvent, SseParser};
 use crate::stream::{EventVerdict, OpenAiStreamObserver};
 use crate::stream_anthropic::{text_delta, AnthropicStreamObserver};
+use crate::stream_chunk::TextChunk;
 use crate::translate::anthropic::{self as tr, ChatToMessagesStream, MessagesToChatStream};
 use crate::translate::bedrock::{self, ConverseStreamToChat};
 use crate::translate::gemini::{self, GeminiStreamToChat};
@@ -394,14 +395,19 @@ impl StreamTap {
         // Edited streams are about as long as they came (translated ones longer).
         out.reserve(chunk.len());
         let mut on_event = |ev: &SseEvent<'_>| {
-            // An Anthropic text delta is read once, for the observer and the translator.
+            // An Anthropic text delta, or an OpenAI content chunk translated for an
+            // Anthropic client, is read once, for the observer and the translator.
             let delta = match observer {
                 Observer::Anthropic(_) => text_delta(ev.event, ev.data),
                 _ => None,
             };
+            let mut chunk = match (&observer, &mut *edit) {
+                (Observer::OpenAi(_), Edit::ToMessages(t)) => t.read_chunk(ev.data),
+                _ => None,
+            };
             let (forward, first) = match observer {
                 Observer::OpenAi(o) => {
-                    let obs = o.observe(ev);
+                    let obs = o.observe_read(ev, chunk.as_ref().map(TextChunk::choices));
                     (obs.verdict == EventVerdict::Forward, obs.first_content)
                 }
                 Observer::Anthropic(o) => (true, o.observe_read(ev, delta.as_ref())),
@@ -430,7 +436,7 @@ impl StreamTap {
                 }
                 Edit::ToMessages(t) => {
                     if !ev.data.is_empty() {
-                        t.on_event(ev.data, out);
+                        t.on_event_read(ev.data, chunk.take(), out);
                     }
                 }
                 Edit::GeminiToChat(t) => {
@@ -620,6 +626,74 @@ mod tests {
             stream_through(&mut tap, with.as_bytes(), 7),
             with.as_bytes()
         );
+    }
+
+    /// An OpenAI stream translated for an Anthropic client is read once for the observer
+    /// and the translator where it can be: the client gets what the translator writes
+    /// alone, and the usage estimate and first content are the observer's alone, also
+    /// for the chunks that only one of the two readers takes (reasoning, completion text,
+    /// function calls, Responses API members).
+    #[test]
+    fn a_stream_translated_for_anthropic_is_observed_as_untranslated() {
+        let head =
+            r#""id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o""#;
+        let events = [
+            r#"{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}"#,
+            r#"{"index":0,"delta":{"reasoning":"weighing the question at some length first"}}"#,
+            r#"{"index":0,"delta":{"content":"The answer"},"finish_reason":null}"#,
+            r#"{"index":0,"text":" as a completion would have it, word after word"}"#,
+            r#"{"index":0,"delta":{"content":" is 42","function_call":{"name":"f","arguments":"{}"}}}"#,
+            r#"{"index":0,"delta":{"content":", said"},"text":null,"finish_reason":null}"#,
+            r#"{"index":0,"delta":{"content":" the machine"},"finish_reason":"stop"}"#,
+        ];
+        let mut body = String::new();
+        for (i, choice) in events.iter().enumerate() {
+            let extra = if i == 2 {
+                r#","type":"response.output_text.delta","delta":"more text from elsewhere, of some length""#
+            } else {
+                ""
+            };
+            body.push_str(&format!(
+                "data: {{{head},\"choices\":[{choice}]{extra}}}\n\n"
+            ));
+        }
+        body.push_str("data: [DONE]\n\n");
+        let mut alone = OpenAiStreamObserver::new();
+        let mut translator = ChatToMessagesStream::new("m", "msg_gw");
+        let (mut expected, mut firsts) = (Vec::new(), Vec::new());
+        let mut parser = SseParser::new();
+        let mut on_event = |ev: &SseEvent<'_>| {
+            firsts.push(alone.observe(ev).first_content);
+            if !ev.data.is_empty() {
+                translator.on_event(ev.data, &mut expected);
+            }
+        };
+        parser.feed(body.as_bytes(), &mut on_event);
+        parser.finish(&mut on_event);
+        translator.finish(&mut expected);
+        assert_eq!(firsts.iter().position(|f| *f), Some(1));
+        let estimate = alone.estimated_output_tokens();
+        for split in [1, 7, 64, body.len()] {
+            let mut p = plan("text/event-stream", false);
+            (p.client, p.upstream) = (Api::Anthropic, Api::OpenAi);
+            let mut tap = ResponseTap::new(&p);
+            let chunks: Vec<&[u8]> = body.as_bytes().chunks(split).collect();
+            let (mut out, mut first_at) = (Vec::new(), Vec::new());
+            for (i, c) in chunks.iter().enumerate() {
+                let r = tap.on_chunk(c, i + 1 == chunks.len());
+                if r.first_content {
+                    first_at.push(out.len());
+                }
+                out.extend_from_slice(r.replace.unwrap_or(c));
+            }
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8_lossy(&expected),
+                "split {split}"
+            );
+            assert_eq!(first_at.len(), 1, "split {split}");
+            assert_eq!(tap.estimated_output(), Some(estimate), "split {split}");
+        }
     }
 
     #[test]

@@ -67,6 +67,17 @@ impl OpenAiStreamObserver {
     /// Inspects one SSE event (data = JSON chunk or `[DONE]`). Events with empty data
     /// (keep-alive comments, fragments of oversize events) are forwarded and ignored.
     pub fn observe(&mut self, ev: &SseEvent<'_>) -> Observation {
+        self.observe_read(ev, None)
+    }
+
+    /// [`Self::observe`] for an event whose choices a stricter reader has already read
+    /// (`read`, what [`crate::stream_chunk::content_chunk`] would answer), so that the
+    /// OpenAI → Anthropic translator and this observer walk the chunk once.
+    pub(crate) fn observe_read(
+        &mut self,
+        ev: &SseEvent<'_>,
+        read: Option<Choices<'_>>,
+    ) -> Observation {
         let forward = Observation {
             verdict: EventVerdict::Forward,
             first_content: false,
@@ -81,7 +92,9 @@ impl OpenAiStreamObserver {
             return forward;
         }
         // The usual content chunk without serde; anything else with it.
-        let parsed = match crate::stream_chunk::content_chunk_after(data, &mut self.prefix) {
+        let read =
+            read.or_else(|| crate::stream_chunk::content_chunk_after(data, &mut self.prefix));
+        let parsed = match read {
             Some(choices) => Ok(Chunk::of_choices(choices)),
             None => serde_json::from_str(data),
         };

@@ -203,11 +203,17 @@ pub(crate) struct TextChunk<'a> {
 /// {"role":…,"content":"…"},"finish_reason":null}],"usage":null}` as the translator's
 /// serde types would, members in any order: `id`, `object` and `model` strings,
 /// `created` a `u64`, exactly one choice with index 0 (or none given) whose
-/// `finish_reason` is `null`, a delta whose `role` and `content` are strings or `null`
-/// and whose `reasoning_content`, `refusal` and `tool_calls` are `null`; `usage` and
-/// `error` `null`. `None` for anything else — a finish reason, usage, an error, a tool
-/// call, refusal or reasoning text, several choices, escaped or repeated keys, values of
-/// another type, invalid JSON — which the translator reads with serde as before.
+/// `finish_reason` and `text` are `null`, a delta whose `role` and `content` are strings
+/// or `null` and whose `reasoning_content`, `reasoning`, `refusal`, `tool_calls` and
+/// `function_call` are `null`; `usage` and `error` `null`; no Responses API member
+/// (`type`, `delta`, `response`). `None` for anything else — a finish reason, usage, an
+/// error, a tool call, refusal or reasoning text, several choices, escaped or repeated
+/// keys, values of another type, invalid JSON — which the translator reads with serde
+/// as before.
+///
+/// What it reads, [`content_chunk`] reads too, as one choice whose only text is the
+/// content ([`TextChunk::choices`]): the stream observer takes that answer instead of
+/// walking the chunk again (a property test holds the two readers to it).
 #[cfg(test)]
 pub(crate) fn text_chunk(data: &str) -> Option<TextChunk<'_>> {
     text_chunk_after(data, &mut TextChunkPrefix::default())
@@ -244,6 +250,9 @@ pub(crate) fn text_chunk_after<'a>(
     let (mut id, mut content) = (None, None);
     let mut choices_at = None;
     let member = |key: &[u8], i: usize| {
+        if matches!(key, b"type" | b"delta" | b"response") {
+            return None;
+        }
         let before = keys.seen_keys();
         match keys.first(key)? {
             None => skip_member(b, i),
@@ -278,13 +287,23 @@ pub(crate) fn text_chunk_after<'a>(
     Some(TextChunk { id, content })
 }
 
+impl<'a> TextChunk<'a> {
+    /// The chunk as [`content_chunk`] reads it: one choice, whose content is its text.
+    pub(crate) fn choices(&self) -> Choices<'a> {
+        let mut choices = Choices::default();
+        choices.count = 1;
+        choices.add(self.content.as_ref().map(|s| Str(Some(s.text.clone()))));
+        choices
+    }
+}
+
 /// `[` one choice `]`: the choice's content.
 fn one_choice(data: &str, i: usize) -> Option<(Option<JsonStr<'_>>, usize)> {
     let b = data.as_bytes();
     if b.get(i) != Some(&b'[') {
         return None;
     }
-    let mut keys = KnownKeys::new([b"index", b"delta", b"finish_reason"]);
+    let mut keys = KnownKeys::new([b"index", b"delta", b"finish_reason", b"text"]);
     let mut content = None;
     let end = object(b, ws(b, i + 1), |key, i| match keys.first(key)? {
         None => skip_member(b, i),
@@ -308,8 +327,10 @@ fn text_delta(data: &str, i: usize) -> Option<(Option<JsonStr<'_>>, usize)> {
         b"role",
         b"content",
         b"reasoning_content",
+        b"reasoning",
         b"refusal",
         b"tool_calls",
+        b"function_call",
     ]);
     let mut content = None;
     let end = object(b, i, |key, i| match keys.first(key)? {
@@ -599,6 +620,53 @@ pub(crate) mod tests {
         fn the_next_text_chunk_reads_as_it_does_alone((first, second) in chunk_pair(), cut in any::<prop::sample::Index>(), junk in select(vec!["", "\"", "}", ",", " ", "{", "\\"])) {
             for next in [second.clone(), insert_at(&second, cut, junk)] {
                 next_text_chunk_reads_as_alone(&first, &next)?;
+            }
+        }
+    }
+
+    /// Whatever [`text_chunk`] reads, [`content_chunk`] reads as [`TextChunk::choices`]
+    /// (the stream observer takes that answer from the translator's read); true when
+    /// [`text_chunk`] read it.
+    pub(crate) fn text_chunk_reads_as_content_chunk(
+        data: &str,
+    ) -> Result<bool, proptest::test_runner::TestCaseError> {
+        let Some(read) = text_chunk(data) else {
+            return Ok(false);
+        };
+        let c = read.choices();
+        let texts = c.texts().map(str::to_owned).collect();
+        prop_assert_eq!(
+            Some((c.count, c.has_content, texts, false)),
+            fast(data),
+            "{}",
+            data
+        );
+        Ok(true)
+    }
+
+    /// The comparison below is only as good as how many generated chunks the
+    /// translator's reader takes.
+    #[test]
+    fn the_generated_chunks_are_often_text_chunks() {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let read = (0..2000)
+            .filter(|_| {
+                let data = chunk().new_tree(&mut runner).unwrap().current();
+                text_chunk_reads_as_content_chunk(&data).unwrap()
+            })
+            .count();
+        assert!(read > 100, "{read} of 2000 read");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// What the translator's reader reads, the observer's reads the same way, also
+        /// with a byte inserted anywhere.
+        #[test]
+        fn a_text_chunk_reads_as_a_content_chunk(data in chunk(), cut in any::<prop::sample::Index>(), junk in select(vec!["", "\"", "}", ",", " ", "{", "\\"])) {
+            for data in [data.clone(), insert_at(&data, cut, junk)] {
+                text_chunk_reads_as_content_chunk(&data)?;
             }
         }
     }

@@ -150,8 +150,15 @@ VARIED_DELTAS = [
     {"reasoning_content": "then", "content": "Caf\u00e9 \u4e16\u754c"},
     {"content": " a longer answer with several words in it", "refusal": None},
     {"content": "\ttabbed\\ and slashes /"},
+    {"reasoning": " weighing it up once more, at some length and with care,", "content": " so"},
     {},
 ]
+
+
+def varied_text() -> str:
+    """All the text of VARIED_DELTAS the usage estimate counts (choice 0)."""
+    return "".join(d.get("reasoning_content", "") + d.get("reasoning", "") + (d.get("content") or "")
+                   for d in VARIED_DELTAS)
 
 
 class ScriptedStreamMock(MockProvider):
@@ -195,6 +202,16 @@ class VariedChunksMock(ScriptedStreamMock):
         return out + [b"data: [DONE]\n\n"]
 
 
+def output_estimate(gw, model: str) -> float:
+    """The estimated output tokens recorded for `model` once the stream has ended."""
+    deadline = time.time() + 10
+    value = gw.metric("llm_gateway_tokens_total", model=model, type="output", estimated="true")
+    while value == 0 and time.time() < deadline:
+        time.sleep(0.1)
+        value = gw.metric("llm_gateway_tokens_total", model=model, type="output", estimated="true")
+    return value
+
+
 def test_fast_and_serde_chunk_readers_find_the_same_text():
     m = VariedChunksMock().start()
     try:
@@ -204,15 +221,9 @@ def test_fast_and_serde_chunk_readers_find_the_same_text():
                 status, _, got = stream_request(gw.port, chat(model=model))
                 assert status == 200
                 assert b"".join(d for _, d in got) == b"".join(m.events(model))
-                estimates[model] = gw.wait_metric("llm_gateway_tokens_total", 1, model=model,
-                                                  type="output", estimated="true")
-                deadline = time.time() + 5
-                while estimates[model] == 0 and time.time() < deadline:
-                    time.sleep(0.2)
-                    estimates[model] = gw.metric("llm_gateway_tokens_total", model=model, type="output",
-                                                 estimated="true")
+                estimates[model] = output_estimate(gw, model)
                 assert gw.wait_metric("gen_ai_server_time_to_first_token_ms_count", 1, model=model) == 1
-            text = "".join(d.get("reasoning_content", "") + (d.get("content") or "") for d in VARIED_DELTAS)
+            text = varied_text()
             assert estimates["plain"] == estimates["escaped"]
             assert len(text) / 6 <= estimates["plain"] <= len(text)
     finally:
@@ -222,12 +233,14 @@ def test_fast_and_serde_chunk_readers_find_the_same_text():
 def test_fast_and_serde_chunk_readers_translate_to_anthropic_the_same():
     """An Anthropic client streaming from an OpenAI provider: the translator reads the usual
     content chunk without serde and writes its `text_delta` event itself
-    (`stream_chunk::text_chunk`); with model "escaped" every chunk goes through serde. The
-    Anthropic events must be the same, with all the text of choice 0 in order."""
+    (`stream_chunk::text_chunk`), and the usage observer takes the translator's read instead
+    of walking the chunk again; with model "escaped" every chunk goes through serde. The
+    Anthropic events must be the same, with all the text of choice 0 in order, and so must
+    the output estimate (which counts the `reasoning` text the translator does not send)."""
     m = VariedChunksMock().start()
     try:
         with gateway(m) as gw:
-            answers = {}
+            answers, estimates = {}, {}
             for model in ("plain", "escaped"):
                 body = {"model": model, "max_tokens": 50, "stream": True,
                         "messages": [{"role": "user", "content": "Say hello to the world"}]}
@@ -236,7 +249,10 @@ def test_fast_and_serde_chunk_readers_translate_to_anthropic_the_same():
                 assert status == 200
                 answers[model] = b"".join(d for _, d in got).decode().replace(f'"model":"{model}"', '"model":"m"')
                 assert gw.wait_metric("gen_ai_server_time_to_first_token_ms_count", 1, model=model) == 1
+                estimates[model] = output_estimate(gw, model)
             assert answers["plain"] == answers["escaped"]
+            assert estimates["plain"] == estimates["escaped"]
+            assert len(varied_text()) / 6 <= estimates["plain"] <= len(varied_text())
             events = [json.loads(block.split("data: ", 1)[1])
                       for block in answers["plain"].split("\n\n") if "data: " in block]
             deltas = [e["delta"] for e in events if e["type"] == "content_block_delta"]

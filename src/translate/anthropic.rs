@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use super::{parse_json, to_json, TranslateError};
 use crate::json_walk::JsonStr;
 use crate::stream_anthropic::{text_delta, DeltaKind, TextDelta};
-use crate::stream_chunk::{text_chunk_after, TextChunkPrefix};
+use crate::stream_chunk::{text_chunk_after, TextChunk, TextChunkPrefix};
 use crate::usage::Usage;
 use crate::wire::anthropic as an;
 use crate::wire::openai as oa;
@@ -1548,6 +1548,25 @@ impl ChatToMessagesStream {
     /// [`Self::on_event`]; the usual content chunk is read and written without serde
     /// when `fast` (tests compare the two ways).
     fn on_event_with(&mut self, data: &str, out: &mut Vec<u8>, fast: bool) {
+        let read = fast.then(|| self.read_chunk(data)).flatten();
+        self.on_event_read(data, read, out);
+    }
+
+    /// The usual content chunk read without serde (`None` for any other event), to be
+    /// given to [`Self::on_event_read`] and, as its [`TextChunk::choices`], to the
+    /// stream observer.
+    pub(crate) fn read_chunk<'a>(&mut self, data: &'a str) -> Option<TextChunk<'a>> {
+        text_chunk_after(data, &mut self.chunk_prefix)
+    }
+
+    /// [`Self::on_event`] for an event [`Self::read_chunk`] has read (`read`, what it
+    /// answered).
+    pub(crate) fn on_event_read(
+        &mut self,
+        data: &str,
+        read: Option<TextChunk<'_>>,
+        out: &mut Vec<u8>,
+    ) {
         if self.done {
             return;
         }
@@ -1555,10 +1574,7 @@ impl ChatToMessagesStream {
             self.close(out);
             return;
         }
-        if let Some(chunk) = fast
-            .then(|| text_chunk_after(data, &mut self.chunk_prefix))
-            .flatten()
-        {
+        if let Some(chunk) = read {
             if let Some(id) = chunk.id.filter(|id| !id.text.is_empty() && !self.started) {
                 self.id = id.text.into_owned();
             }
@@ -2295,20 +2311,24 @@ mod tests {
         let delta_member = prop_oneof![
             6 => text.prop_map(|t| format!(r#""content":{t}"#)),
             2 => select(vec![r#""role":"assistant""#, r#""role":null"#, r#""refusal":null"#,
-                r#""reasoning_content":null"#, r#""tool_calls":null"#, r#""other":[1,{"x":true}]"#])
+                r#""reasoning_content":null"#, r#""tool_calls":null"#, r#""other":[1,{"x":true}]"#,
+                r#""reasoning":null"#, r#""function_call":null"#])
                 .prop_map(str::to_owned),
             1 => select(vec![r#""refusal":"no""#, r#""reasoning_content":"hm""#, r#""role":5"#,
-                r#""tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":"{}"}}]"#])
+                r#""tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":"{}"}}]"#,
+                r#""reasoning":"hm""#, r#""function_call":{"name":"f","arguments":"{}"}"#])
                 .prop_map(str::to_owned),
         ];
         let delta = prop::collection::vec(delta_member, 0..4)
             .prop_map(|m| format!(r#""delta":{{{}}}"#, m.join(",")));
         let choice_member = prop_oneof![
             6 => delta,
-            3 => select(vec![r#""index":0"#, r#""finish_reason":null"#, r#""logprobs":null"#])
+            3 => select(vec![r#""index":0"#, r#""finish_reason":null"#, r#""logprobs":null"#,
+                r#""text":null"#])
                 .prop_map(str::to_owned),
             2 => select(vec![r#""index":1"#, r#""index":00"#, r#""index":0.0"#,
-                r#""finish_reason":"stop""#, r#""finish_reason":"length""#, r#""delta":null"#])
+                r#""finish_reason":"stop""#, r#""finish_reason":"length""#, r#""delta":null"#,
+                r#""text":"t""#])
                 .prop_map(str::to_owned),
         ];
         let choice =
@@ -2325,7 +2345,8 @@ mod tests {
                 r#""system_fingerprint":"fp_1""#, r#""usage":null"#, r#""error":null"#]),
             1 => select(vec![r#""created":-1"#, r#""created":1.5"#, r#""created":18446744073709551616"#,
                 r#""model":null"#, r#""id":5"#, r#""error":{"message":"boom"}"#,
-                r#""usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}"#, r#""\u0069d":"x""#]),
+                r#""usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}"#, r#""\u0069d":"x""#,
+                r#""type":"response.output_text.delta""#, r#""delta":"d""#, r#""response":{}"#]),
         ]
         .prop_map(str::to_owned);
         (
@@ -2395,6 +2416,9 @@ mod tests {
         ) {
             let b = crate::stream_chunk::tests::insert_at(&b, at, junk);
             crate::stream_chunk::tests::next_text_chunk_reads_as_alone(&a, &b)?;
+            for data in [&a, &b] {
+                crate::stream_chunk::tests::text_chunk_reads_as_content_chunk(data)?;
+            }
             prop_assert_eq!(to_messages(&[&a, &b], true), to_messages(&[&a, &b], false), "{} then {}", a, b);
         }
     }
