@@ -407,7 +407,7 @@ impl StreamTap {
             };
             let (forward, first) = match observer {
                 Observer::OpenAi(o) => {
-                    let obs = o.observe_read(ev, chunk.as_ref().map(TextChunk::choices));
+                    let obs = o.observe_read(ev, chunk.as_ref().map(TextChunk::content_chunk));
                     (obs.verdict == EventVerdict::Forward, obs.first_content)
                 }
                 Observer::Anthropic(o) => (true, o.observe_read(ev, delta.as_ref())),
@@ -632,7 +632,7 @@ mod tests {
     /// and the translator where it can be: the client gets what the translator writes
     /// alone, and the usage estimate and first content are the observer's alone, also
     /// for the chunks that only one of the two readers takes (reasoning, completion text,
-    /// function calls, Responses API members).
+    /// function calls, Responses API members); the usage is the same for both.
     #[test]
     fn a_stream_translated_for_anthropic_is_observed_as_untranslated() {
         let head =
@@ -657,6 +657,7 @@ mod tests {
                 "data: {{{head},\"choices\":[{choice}]{extra}}}\n\n"
             ));
         }
+        body.push_str(&format!("data: {{{head},\"choices\":[],\"usage\":{{\"prompt_tokens\":12,\"completion_tokens\":30,\"prompt_tokens_details\":{{\"cached_tokens\":4}}}}}}\n\n"));
         body.push_str("data: [DONE]\n\n");
         let mut alone = OpenAiStreamObserver::new();
         let mut translator = ChatToMessagesStream::new("m", "msg_gw");
@@ -673,6 +674,11 @@ mod tests {
         translator.finish(&mut expected);
         assert_eq!(firsts.iter().position(|f| *f), Some(1));
         let estimate = alone.estimated_output_tokens();
+        assert_eq!(
+            alone.usage().map(|u| (u.input, u.output, u.cached_input)),
+            Some((12, 30, 4))
+        );
+        assert!(String::from_utf8_lossy(&expected).contains(r#""output_tokens":30"#));
         for split in [1, 7, 64, body.len()] {
             let mut p = plan("text/event-stream", false);
             (p.client, p.upstream) = (Api::Anthropic, Api::OpenAi);
@@ -693,6 +699,7 @@ mod tests {
             );
             assert_eq!(first_at.len(), 1, "split {split}");
             assert_eq!(tap.estimated_output(), Some(estimate), "split {split}");
+            assert_eq!(tap.usage(), alone.usage(), "split {split}");
         }
     }
 

@@ -24,6 +24,7 @@ use std::fmt;
 
 use crate::estimate::{Str, TokenEstimator};
 use crate::sse::SseEvent;
+use crate::stream_chunk::ContentChunk;
 use crate::usage::{OpenAiUsage, Usage};
 
 /// What the filter should do with an event.
@@ -70,13 +71,13 @@ impl OpenAiStreamObserver {
         self.observe_read(ev, None)
     }
 
-    /// [`Self::observe`] for an event whose choices a stricter reader has already read
-    /// (`read`, what [`crate::stream_chunk::content_chunk`] would answer), so that the
-    /// OpenAI → Anthropic translator and this observer walk the chunk once.
+    /// [`Self::observe`] for an event a stricter reader has already read (`read`, what
+    /// [`crate::stream_chunk::content_chunk`] would answer), so that the OpenAI →
+    /// Anthropic translator and this observer walk the chunk once.
     pub(crate) fn observe_read(
         &mut self,
         ev: &SseEvent<'_>,
-        read: Option<Choices<'_>>,
+        read: Option<ContentChunk<'_>>,
     ) -> Observation {
         let forward = Observation {
             verdict: EventVerdict::Forward,
@@ -95,7 +96,7 @@ impl OpenAiStreamObserver {
         let read =
             read.or_else(|| crate::stream_chunk::content_chunk_after(data, &mut self.prefix));
         let parsed = match read {
-            Some(choices) => Ok(Chunk::of_choices(choices)),
+            Some(read) => Ok(Chunk::of_read(read)),
             None => serde_json::from_str(data),
         };
         let chunk: Chunk<'_> = match parsed {
@@ -112,10 +113,9 @@ impl OpenAiStreamObserver {
         } else if is_error_event {
             self.set_error(None);
         }
-        if let Some(raw) = chunk.usage {
-            if let Ok(u) = serde_json::from_str::<OpenAiUsage>(raw.get()) {
-                self.usage = Some(u.to_usage());
-            }
+        let has_usage = chunk.usage.is_some() || chunk.read_usage.is_some();
+        if let Some(u) = chunk.read_usage.or_else(|| chunk_usage(chunk.usage)) {
+            self.usage = Some(u);
         }
         let stats = chunk.choices.unwrap_or_default();
         let mut first_content = false;
@@ -157,7 +157,7 @@ impl OpenAiStreamObserver {
                 first_content = true;
             }
         }
-        let verdict = if stats.count == 0 && chunk.usage.is_some() && chunk.error.is_none() {
+        let verdict = if stats.count == 0 && has_usage && chunk.error.is_none() {
             EventVerdict::DropUsageOnly
         } else {
             EventVerdict::Forward
@@ -258,33 +258,48 @@ struct Chunk<'a> {
     delta: Option<&'a RawValue>,
     #[serde(default, borrow)]
     response: Option<ResponseObject<'a>>,
+    /// The usage [`crate::stream_chunk::content_chunk`] read (then `usage` is `None`).
+    #[serde(skip)]
+    read_usage: Option<Usage>,
 }
 
-/// serde's reading of a chunk, for the fast reader's property test: the number of
-/// choices, whether one carries content, the text pieces in order, and whether the chunk
-/// has usage, an error or Responses API members.
+/// A chunk's `usage` member as serde reads it (`None` when it does not read).
+fn chunk_usage(raw: Option<&RawValue>) -> Option<Usage> {
+    let u = serde_json::from_str::<OpenAiUsage>(raw?.get()).ok()?;
+    Some(u.to_usage())
+}
+
+/// A chunk as [`serde_reading`] reads it.
 #[cfg(test)]
-pub(crate) fn serde_reading(data: &str) -> Option<(usize, bool, Vec<String>, bool)> {
+pub(crate) type Reading = Option<(usize, bool, Vec<String>, Option<Usage>, bool)>;
+
+/// serde's reading of a chunk, for the fast reader's property test: the number of
+/// choices, whether one carries content, the text pieces in order, the usage, and
+/// whether the chunk has a usage that does not read, an error or Responses API members.
+#[cfg(test)]
+pub(crate) fn serde_reading(data: &str) -> Reading {
     let c: Chunk<'_> = serde_json::from_str(data).ok()?;
-    let other = c.usage.is_some()
+    let usage = chunk_usage(c.usage);
+    let other = (c.usage.is_some() && usage.is_none())
         || c.error.is_some()
         || c.kind.is_some()
         || c.delta.is_some()
         || c.response.is_some();
     let choices = c.choices.unwrap_or_default();
     let texts = choices.texts().map(str::to_owned).collect();
-    Some((choices.count, choices.has_content, texts, other))
+    Some((choices.count, choices.has_content, texts, usage, other))
 }
 
 impl<'a> Chunk<'a> {
-    fn of_choices(choices: Choices<'a>) -> Self {
+    fn of_read(read: ContentChunk<'a>) -> Self {
         Chunk {
-            choices: Some(choices),
+            choices: Some(read.choices),
             usage: None,
             error: None,
             kind: None,
             delta: None,
             response: None,
+            read_usage: read.usage,
         }
     }
 }

@@ -9,11 +9,15 @@
 //! validating skips and collects exactly what [`crate::stream`]'s serde reader would:
 //! the number of choices and their text pieces, in the same order.
 //!
+//! The usage chunk that ends a stream (`"choices":[],"usage":{…}`) is read too, its
+//! usage as [`crate::usage::OpenAiUsage`] reads it.
+//!
 //! It accepts only what it can read with certainty and answers `None` for everything
-//! else — a non-null `usage` or `error`, Responses API members (`type`, `delta`,
-//! `response`), tool or function calls, escaped keys, duplicate members, values of an
-//! unexpected type, invalid JSON — and the caller then parses the event with serde, so
-//! results never differ (a property test holds the two readers to the same answer).
+//! else — a non-null `error`, a usage object it cannot read, Responses API members
+//! (`type`, `delta`, `response`), tool or function calls, escaped keys, duplicate
+//! members, values of an unexpected type, invalid JSON — and the caller then parses the
+//! event with serde, so results never differ (a property test holds the two readers to
+//! the same answer).
 
 use crate::estimate::Str;
 use crate::json_scan::skip_short_string;
@@ -22,6 +26,7 @@ use crate::json_walk::{
     JsonStr, KnownKeys,
 };
 use crate::stream::Choices;
+use crate::usage::{chat_usage_at, openai_usage_at, Usage};
 
 /// The start of the last chunk read, through the first byte of its `choices` value:
 /// the members before `choices` (id, object, created, model, system fingerprint), which
@@ -35,10 +40,18 @@ pub(crate) struct ChunkPrefix(Vec<u8>);
 /// Longer prefixes (a chunk with a huge id) are not kept.
 const MAX_PREFIX: usize = 4096;
 
-/// The choices of a chunk that has no usage, error or Responses API member; `None` when
-/// the chunk is anything else (see the module documentation).
+/// What the stream observer reads of a chunk: its choices and its usage.
+#[derive(Default)]
+pub(crate) struct ContentChunk<'a> {
+    pub choices: Choices<'a>,
+    /// `None` for a `null` or absent `usage`.
+    pub usage: Option<Usage>,
+}
+
+/// The choices and usage of a chunk that has no error or Responses API member; `None`
+/// when the chunk is anything else (see the module documentation).
 #[cfg(test)]
-pub(crate) fn content_chunk(data: &str) -> Option<Choices<'_>> {
+pub(crate) fn content_chunk(data: &str) -> Option<ContentChunk<'_>> {
     content_chunk_after(data, &mut ChunkPrefix::default())
 }
 
@@ -47,9 +60,10 @@ pub(crate) fn content_chunk(data: &str) -> Option<Choices<'_>> {
 pub(crate) fn content_chunk_after<'a>(
     data: &'a str,
     prefix: &mut ChunkPrefix,
-) -> Option<Choices<'a>> {
+) -> Option<ContentChunk<'a>> {
     let b = data.as_bytes();
     let mut choices: Option<Choices<'_>> = None;
+    let mut read_usage = None;
     let (mut usage, mut error) = (false, false);
     let mut choices_at = None;
     let member = |key: &[u8], i: usize| {
@@ -62,11 +76,18 @@ pub(crate) fn content_chunk_after<'a>(
                 choices = Some(c);
                 end
             }
-            // Only `null` is read here: a usage or error object goes to serde.
             b"usage" if !usage => {
                 usage = true;
-                null(b, i)?
+                match null(b, i) {
+                    Some(end) => end,
+                    None => {
+                        let (u, end) = openai_usage_at(b, i)?;
+                        read_usage = Some(u);
+                        end
+                    }
+                }
             }
+            // Only `null` is read here: an error object goes to serde.
             b"error" if !error => {
                 error = true;
                 null(b, i)?
@@ -87,7 +108,10 @@ pub(crate) fn content_chunk_after<'a>(
         prefix.0.clear();
         prefix.0.extend_from_slice(b.get(..=at)?);
     }
-    Some(choices.unwrap_or_default())
+    Some(ContentChunk {
+        choices: choices.unwrap_or_default(),
+        usage: read_usage,
+    })
 }
 
 /// `choices`: `null` (no choices) or an array of choice objects (`null` elements count
@@ -190,30 +214,38 @@ fn delta_object(data: &str, i: usize) -> Option<([Option<Str<'_>>; 4], usize)> {
     Some((pieces.map(Option::flatten), end))
 }
 
-/// The usual content chunk as the OpenAI → Anthropic stream translator reads it
+/// The usual chunk as the OpenAI → Anthropic stream translator reads it
 /// (`translate::anthropic::ChatToMessagesStream`, whose serde types are stricter than the
-/// observer's): its id and the text of its one choice.
+/// observer's): its id, the text and finish reason of its one choice, and its usage.
 pub(crate) struct TextChunk<'a> {
     pub id: Option<JsonStr<'a>>,
+    /// False for `"choices":[]` (the usage chunk).
+    pub has_choice: bool,
     /// `None` for a `null` or absent `content`.
     pub content: Option<JsonStr<'a>>,
+    /// `None` for a `null` or absent `finish_reason`.
+    pub finish_reason: Option<JsonStr<'a>>,
+    /// `None` for a `null` or absent `usage`.
+    pub usage: Option<Usage>,
 }
 
 /// Reads `{"id":…,"object":…,"created":…,"model":…,"choices":[{"index":0,"delta":
 /// {"role":…,"content":"…"},"finish_reason":null}],"usage":null}` as the translator's
 /// serde types would, members in any order: `id`, `object` and `model` strings,
-/// `created` a `u64`, exactly one choice with index 0 (or none given) whose
-/// `finish_reason` and `text` are `null`, a delta whose `role` and `content` are strings
-/// or `null` and whose `reasoning_content`, `reasoning`, `refusal`, `tool_calls` and
-/// `function_call` are `null`; `usage` and `error` `null`; no Responses API member
-/// (`type`, `delta`, `response`). `None` for anything else — a finish reason, usage, an
+/// `created` a `u64`, no choice or exactly one with index 0 (or none given) whose
+/// `finish_reason` is a string or `null` and whose `text` is `null`, a delta whose
+/// `role` and `content` are strings or `null` and whose `reasoning_content`,
+/// `reasoning`, `refusal`, `tool_calls` and `function_call` are `null`; `usage` `null`
+/// or an object of counts ([`crate::usage::chat_usage_at`]), `error` `null`; no
+/// Responses API member (`type`, `delta`, `response`). `None` for anything else — an
 /// error, a tool call, refusal or reasoning text, several choices, escaped or repeated
 /// keys, values of another type, invalid JSON — which the translator reads with serde
 /// as before.
 ///
-/// What it reads, [`content_chunk`] reads too, as one choice whose only text is the
-/// content ([`TextChunk::choices`]): the stream observer takes that answer instead of
-/// walking the chunk again (a property test holds the two readers to it).
+/// What it reads, [`content_chunk`] reads too, as at most one choice whose only text is
+/// the content, and the same usage ([`TextChunk::content_chunk`]): the stream observer
+/// takes that answer instead of walking the chunk again (a property test holds the two
+/// readers to it).
 #[cfg(test)]
 pub(crate) fn text_chunk(data: &str) -> Option<TextChunk<'_>> {
     text_chunk_after(data, &mut TextChunkPrefix::default())
@@ -224,6 +256,7 @@ const TEXT_CHUNK_KEYS: [&[u8]; 7] = [
     b"id", b"object", b"created", b"model", b"choices", b"usage", b"error",
 ];
 const CHOICES: usize = 4;
+const USAGE: usize = 5;
 
 /// [`ChunkPrefix`] for [`text_chunk_after`]: the start of the last chunk it read,
 /// through the first byte of its `choices` value, and which of its typed members that
@@ -247,7 +280,7 @@ pub(crate) fn text_chunk_after<'a>(
         Some(_) => KnownKeys::resumed(TEXT_CHUNK_KEYS, prefix.seen),
         None => KnownKeys::new(TEXT_CHUNK_KEYS),
     };
-    let (mut id, mut content) = (None, None);
+    let (mut id, mut choice, mut usage) = (None, None, None);
     let mut choices_at = None;
     let member = |key: &[u8], i: usize| {
         if matches!(key, b"type" | b"delta" | b"response") {
@@ -264,11 +297,19 @@ pub(crate) fn text_chunk_after<'a>(
             Some(1 | 3) => string_end(b, i),
             Some(2) => unsigned(b, i, u64::MAX),
             Some(CHOICES) => {
-                choices_at = Some((i, before));
+                // A prefix holds no usage: a chunk taken up after it is read for its own.
+                if usage.is_none() {
+                    choices_at = Some((i, before));
+                }
                 let (c, end) = one_choice(data, i)?;
-                content = c;
+                choice = c;
                 Some(end)
             }
+            Some(USAGE) => null(b, i).or_else(|| {
+                let (u, end) = chat_usage_at(b, i)?;
+                usage = Some(u);
+                Some(end)
+            }),
             Some(_) => null(b, i),
         }
     };
@@ -284,28 +325,47 @@ pub(crate) fn text_chunk_after<'a>(
         prefix.bytes.extend_from_slice(b.get(..=at)?);
         prefix.seen = seen;
     }
-    Some(TextChunk { id, content })
+    let has_choice = choice.is_some();
+    let (content, finish_reason) = choice.unwrap_or_default();
+    Some(TextChunk {
+        id,
+        has_choice,
+        content,
+        finish_reason,
+        usage,
+    })
 }
 
 impl<'a> TextChunk<'a> {
-    /// The chunk as [`content_chunk`] reads it: one choice, whose content is its text.
-    pub(crate) fn choices(&self) -> Choices<'a> {
+    /// The chunk as [`content_chunk`] reads it: one choice, whose content is its text,
+    /// and no usage.
+    pub(crate) fn content_chunk(&self) -> ContentChunk<'a> {
         let mut choices = Choices::default();
-        choices.count = 1;
+        choices.count = usize::from(self.has_choice);
         choices.add(self.content.as_ref().map(|s| Str(Some(s.text.clone()))));
-        choices
+        ContentChunk {
+            choices,
+            usage: self.usage,
+        }
     }
 }
 
-/// `[` one choice `]`: the choice's content.
-fn one_choice(data: &str, i: usize) -> Option<(Option<JsonStr<'_>>, usize)> {
+/// A choice's content and finish reason.
+type ChoiceRead<'a> = (Option<JsonStr<'a>>, Option<JsonStr<'a>>);
+
+/// `[]`, or `[` one choice `]`: the choice's content and finish reason.
+fn one_choice(data: &str, i: usize) -> Option<(Option<ChoiceRead<'_>>, usize)> {
     let b = data.as_bytes();
     if b.get(i) != Some(&b'[') {
         return None;
     }
+    let i = ws(b, i + 1);
+    if b.get(i) == Some(&b']') {
+        return Some((None, i + 1));
+    }
     let mut keys = KnownKeys::new([b"index", b"delta", b"finish_reason", b"text"]);
-    let mut content = None;
-    let end = object(b, ws(b, i + 1), |key, i| match keys.first(key)? {
+    let (mut content, mut finish_reason) = (None, None);
+    let end = object(b, i, |key, i| match keys.first(key)? {
         None => skip_member(b, i),
         // Choices of another index are not translated: serde tells which.
         Some(0) => unsigned(b, i, 0),
@@ -314,10 +374,15 @@ fn one_choice(data: &str, i: usize) -> Option<(Option<JsonStr<'_>>, usize)> {
             content = c;
             Some(end)
         }
+        Some(2) => null(b, i).or_else(|| {
+            let (s, end) = string(data, i)?;
+            finish_reason = Some(s);
+            Some(end)
+        }),
         Some(_) => null(b, i),
     })?;
     let end = ws(b, end);
-    (b.get(end) == Some(&b']')).then_some((content, end + 1))
+    (b.get(end) == Some(&b']')).then_some((Some((content, finish_reason)), end + 1))
 }
 
 /// A delta with at most `role` and `content` holding values.
@@ -356,7 +421,7 @@ fn string_end(b: &[u8], i: usize) -> Option<usize> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::stream::serde_reading;
+    use crate::stream::{serde_reading, Reading};
     use proptest::prelude::*;
     use proptest::sample::select;
     use proptest::strategy::ValueTree;
@@ -371,10 +436,19 @@ pub(crate) mod tests {
     }
 
     /// The fast reader's answer in the shape of [`serde_reading`].
-    fn fast(data: &str) -> Option<(usize, bool, Vec<String>, bool)> {
-        let c = content_chunk(data)?;
-        let texts = c.texts().map(str::to_owned).collect();
-        Some((c.count, c.has_content, texts, false))
+    fn fast(data: &str) -> Reading {
+        reading(content_chunk(data)?)
+    }
+
+    fn reading(c: ContentChunk<'_>) -> Reading {
+        let texts = c.choices.texts().map(str::to_owned).collect();
+        Some((
+            c.choices.count,
+            c.choices.has_content,
+            texts,
+            c.usage,
+            false,
+        ))
     }
 
     #[test]
@@ -389,6 +463,8 @@ pub(crate) mod tests {
             r#""choices":[{"index":0,"text":" completion","logprobs":null,"finish_reason":null}]"#,
             r#""choices":[{"index":0,"delta":{"content":"a"}},{"index":1,"delta":{"content":"b"}}]"#,
             r#""choices":[]"#,
+            r#""choices":[],"usage":{"prompt_tokens":1200,"completion_tokens":20,"total_tokens":1220,"prompt_tokens_details":{"cached_tokens":64,"audio_tokens":0},"completion_tokens_details":{"reasoning_tokens":8,"audio_tokens":0}}"#,
+            r#""usage":{"input_tokens":5,"output_tokens":2},"choices":[{"index":0,"delta":{"content":"a"}}]"#,
         ] {
             let data = format!("{{{base},{rest}}}");
             let got = fast(&data);
@@ -400,7 +476,10 @@ pub(crate) mod tests {
     #[test]
     fn leaves_the_rest_to_serde() {
         for data in [
-            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":-3,"completion_tokens":4}}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":3,"prompt_tokens":4}}"#,
+            r#"{"choices":[],"usage":[3,4]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":3},"usage":null}"#,
             r#"{"error":{"type":"server_error"}}"#,
             r#"{"type":"response.output_text.delta","delta":"Hello"}"#,
             r#"{"choices":[{"delta":{"tool_calls":[{"function":{"name":"f"}}]}}]}"#,
@@ -411,7 +490,7 @@ pub(crate) mod tests {
             r#"[{"choices":[]}]"#,
             r#"{"choices":[]} x"#,
         ] {
-            assert_eq!(content_chunk(data).map(|c| c.count), None, "{data}");
+            assert_eq!(content_chunk(data).map(|c| c.choices.count), None, "{data}");
         }
     }
 
@@ -507,8 +586,16 @@ pub(crate) mod tests {
                 r#""error":null"#,
                 r#""x":[1,{"y":[null,true,-0.5e3]}]"#,
             ]),
-            1 => select(vec![
+            2 => select(vec![
                 r#""usage":{"prompt_tokens":1}"#,
+                r#""usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":2},"completion_tokens_details":null}"#,
+                r#""usage":{"input_tokens":4,"output_tokens":1,"x":[1]}"#,
+            ]),
+            1 => select(vec![
+                r#""usage":{"prompt_tokens":1.0}"#,
+                r#""usage":{"prompt_tokens":-0}"#,
+                r#""usage":{"prompt_tokens":18446744073709551616}"#,
+                r#""usage":{"completion_tokens_details":{"reasoning_tokens":"5"}}"#,
                 r#""error":{"type":"x"}"#,
                 r#""type":"response.output_text.delta""#,
                 r#""delta":"hi""#,
@@ -531,21 +618,22 @@ pub(crate) mod tests {
     }
 
     /// The comparison below is only as good as what the fast reader accepts: most
-    /// generated chunks, multi-piece deltas included.
+    /// generated chunks, multi-piece deltas and usage objects included.
     #[test]
     fn the_generated_chunks_are_mostly_read_without_serde() {
         let mut runner = proptest::test_runner::TestRunner::deterministic();
-        let (mut read, mut several) = (0, 0);
+        let (mut read, mut several, mut usage) = (0, 0, 0);
         for _ in 0..1000 {
             let data = chunk().new_tree(&mut runner).unwrap().current();
-            if let Some((_, _, texts, _)) = fast(&data) {
+            if let Some((_, _, texts, u, _)) = fast(&data) {
                 read += 1;
                 several += usize::from(texts.len() > 1);
+                usage += usize::from(u.is_some());
             }
         }
         assert!(
-            read > 400 && several > 40,
-            "{read} read, {several} with several pieces"
+            read > 400 && several > 40 && usage > 20,
+            "{read} read, {several} with several pieces, {usage} with usage"
         );
     }
 
@@ -572,6 +660,7 @@ pub(crate) mod tests {
                 r#""error":null"#,
                 r#""obfuscation":"ab""#,
                 r#""usage":{"prompt_tokens":1}"#,
+                r#""usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}"#,
             ]),
             0..2,
         )
@@ -624,7 +713,7 @@ pub(crate) mod tests {
         }
     }
 
-    /// Whatever [`text_chunk`] reads, [`content_chunk`] reads as [`TextChunk::choices`]
+    /// Whatever [`text_chunk`] reads, [`content_chunk`] reads as [`TextChunk::content_chunk`]
     /// (the stream observer takes that answer from the translator's read); true when
     /// [`text_chunk`] read it.
     pub(crate) fn text_chunk_reads_as_content_chunk(
@@ -633,14 +722,7 @@ pub(crate) mod tests {
         let Some(read) = text_chunk(data) else {
             return Ok(false);
         };
-        let c = read.choices();
-        let texts = c.texts().map(str::to_owned).collect();
-        prop_assert_eq!(
-            Some((c.count, c.has_content, texts, false)),
-            fast(data),
-            "{}",
-            data
-        );
+        prop_assert_eq!(reading(read.content_chunk()), fast(data), "{}", data);
         Ok(true)
     }
 
@@ -678,14 +760,21 @@ pub(crate) mod tests {
         first: &str,
         next: &str,
     ) -> Result<bool, proptest::test_runner::TestCaseError> {
-        type Read = Option<(Option<String>, Option<(String, String)>)>;
+        type Rest = (
+            bool,
+            Option<(String, String)>,
+            Option<String>,
+            Option<Usage>,
+        );
+        type Read = Option<(Option<String>, Rest)>;
         let read = |c: Option<TextChunk<'_>>| -> Read {
             c.map(|c| {
                 let id = c.id.map(|s| s.text.into_owned());
                 let content = c
                     .content
                     .map(|s| (s.literal.to_owned(), s.text.into_owned()));
-                (id, content)
+                let finish = c.finish_reason.map(|s| s.text.into_owned());
+                (id, (c.has_choice, content, finish, c.usage))
             })
         };
         let mut prefix = TextChunkPrefix::default();
@@ -713,8 +802,8 @@ pub(crate) mod tests {
             for next in [&second, &mangled] {
                 let mut prefix = ChunkPrefix::default();
                 let _ = content_chunk_after(&first, &mut prefix);
-                let after = content_chunk_after(next, &mut prefix).map(|c| (c.count, c.has_content, c.texts().map(str::to_owned).collect::<Vec<_>>()));
-                let alone = content_chunk(next).map(|c| (c.count, c.has_content, c.texts().map(str::to_owned).collect::<Vec<_>>()));
+                let after = content_chunk_after(next, &mut prefix).and_then(reading);
+                let alone = content_chunk(next).and_then(reading);
                 prop_assert_eq!(after, alone, "{} then {}", first, next);
             }
         }

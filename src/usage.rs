@@ -101,6 +101,21 @@ pub fn from_openai_json(body: &[u8]) -> Option<Usage> {
     parsed.usage.map(|u| u.to_usage())
 }
 
+/// The OpenAI `usage` object at `b[i]`, read without serde as [`OpenAiUsage`] reads it,
+/// and where it ends; `None` when serde must read it (see [`fast`]).
+pub(crate) fn openai_usage_at(b: &[u8], i: usize) -> Option<(Usage, usize)> {
+    let (u, end) = fast::openai_usage(b, i)?;
+    Some((u.to_usage(), end))
+}
+
+/// [`openai_usage_at`] for the usage of a chat completion chunk as the stream translator
+/// reads it (`wire::openai::ChatUsage`, the same counts without the Responses API
+/// aliases, which it refuses).
+pub(crate) fn chat_usage_at(b: &[u8], i: usize) -> Option<(Usage, usize)> {
+    let (u, end) = fast::usage_object(b, i, false)?;
+    Some((u.to_usage(), end))
+}
+
 /// Anthropic `usage` object (messages, `message_start`, `message_delta`).
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
 pub struct AnthropicUsage {
@@ -200,15 +215,30 @@ mod fast {
 
     /// OpenAI's `usage` object (`OpenAiUsage`; an alias and its name are one field).
     pub(super) fn openai_usage(b: &[u8], i: usize) -> Option<(OpenAiUsage, usize)> {
+        usage_object(b, i, true)
+    }
+
+    /// [`openai_usage`], or without `aliases` the usage of a chat completion chunk
+    /// (`wire::openai::ChatUsage`, which has no aliases: an alias is refused, since
+    /// there it would be an unknown member where `OpenAiUsage` reads a count).
+    pub(super) fn usage_object(b: &[u8], i: usize, aliases: bool) -> Option<(OpenAiUsage, usize)> {
         let mut u = OpenAiUsage::default();
         let mut seen = [false; 5];
         let end = object(b, i, |key, i| {
             let field = match key {
-                b"prompt_tokens" | b"input_tokens" => 0,
-                b"completion_tokens" | b"output_tokens" => 1,
+                b"prompt_tokens" => 0,
+                b"completion_tokens" => 1,
                 b"total_tokens" => 2,
-                b"prompt_tokens_details" | b"input_tokens_details" => 3,
-                b"completion_tokens_details" | b"output_tokens_details" => 4,
+                b"prompt_tokens_details" => 3,
+                b"completion_tokens_details" => 4,
+                b"input_tokens" if aliases => 0,
+                b"output_tokens" if aliases => 1,
+                b"input_tokens_details" if aliases => 3,
+                b"output_tokens_details" if aliases => 4,
+                b"input_tokens"
+                | b"output_tokens"
+                | b"input_tokens_details"
+                | b"output_tokens_details" => return None,
                 _ => {
                     utf8(key)?;
                     return skip_member(b, i);

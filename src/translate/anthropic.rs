@@ -1553,7 +1553,7 @@ impl ChatToMessagesStream {
     }
 
     /// The usual content chunk read without serde (`None` for any other event), to be
-    /// given to [`Self::on_event_read`] and, as its [`TextChunk::choices`], to the
+    /// given to [`Self::on_event_read`] and, as its [`TextChunk::content_chunk`], to the
     /// stream observer.
     pub(crate) fn read_chunk<'a>(&mut self, data: &'a str) -> Option<TextChunk<'a>> {
         text_chunk_after(data, &mut self.chunk_prefix)
@@ -1578,6 +1578,9 @@ impl ChatToMessagesStream {
             if let Some(id) = chunk.id.filter(|id| !id.text.is_empty() && !self.started) {
                 self.id = id.text.into_owned();
             }
+            if chunk.usage.is_some() {
+                self.usage = chunk.usage;
+            }
             self.start(out);
             if let Some(text) = chunk.content.filter(|t| !t.text.is_empty()) {
                 let index = self.ensure_block(
@@ -1586,6 +1589,11 @@ impl ChatToMessagesStream {
                     |i| (OpenBlock::Text(i), an::ContentBlock::text("")),
                 );
                 push_text_delta(out, index, &text);
+            }
+            if let Some(reason) = chunk.finish_reason {
+                if self.stop_reason != Some("refusal") {
+                    self.stop_reason = Some(stop_reason_for(&reason.text));
+                }
             }
             return;
         }
@@ -2256,14 +2264,24 @@ mod tests {
                 r#","obfuscation":"ab""#,
             ),
             chunk(
-                r#"{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}"#,
+                r#"{"index":0,"delta":{},"logprobs":null,"finish_reason":"length"}"#,
                 r#","usage":null"#,
             ),
             format!(
-                r#"{{{head},"choices":[],"usage":{{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}}}"#
+                r#"{{{head},"choices":[],"usage":{{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"prompt_tokens_details":{{"cached_tokens":4}}}}}}"#
             ),
             "[DONE]".to_string(),
         ];
+        // Read with serde: a refusal, and usage under the Responses API's names.
+        let serde_only = [
+            chunk(r#"{"index":0,"delta":{"refusal":"no"}}"#, ""),
+            format!(r#"{{{head},"choices":[],"usage":{{"input_tokens":1}}}}"#),
+        ];
+        for e in &serde_only {
+            assert!(crate::stream_chunk::text_chunk(e).is_none(), "{e}");
+            let events = [events[0].as_str(), e, "[DONE]"];
+            assert_eq!(to_messages(&events, true), to_messages(&events, false));
+        }
         let other_choice = chunk(
             r#"{"index":1,"delta":{"content":"not for this client"}}"#,
             "",
@@ -2274,13 +2292,13 @@ mod tests {
             to_messages(&[events[0], &other_choice], true),
             to_messages(&[events[0], &other_choice], false)
         );
-        for e in &events[..4] {
+        for e in &events[..6] {
             assert!(
                 crate::stream_chunk::text_chunk(e).is_some(),
                 "not read without serde: {e}"
             );
         }
-        for e in &events[4..] {
+        for e in &events[6..] {
             assert!(
                 crate::stream_chunk::text_chunk(e).is_none(),
                 "read without serde: {e}"
@@ -2294,6 +2312,12 @@ mod tests {
             "{fast}"
         );
         assert!(fast.contains(r#""output_tokens":3"#), "{fast}");
+        assert!(fast.contains(r#""stop_reason":"max_tokens""#), "{fast}");
+        let without_usage_chunk = [&events[..5], &events[6..]].concat();
+        assert!(
+            !to_messages(&without_usage_chunk, true).contains(r#""output_tokens":3"#),
+            "the usage comes from the usage chunk"
+        );
     }
 
     /// OpenAI chunks, mostly the usual content chunk (so that the comparison below has
@@ -2328,7 +2352,8 @@ mod tests {
                 .prop_map(str::to_owned),
             2 => select(vec![r#""index":1"#, r#""index":00"#, r#""index":0.0"#,
                 r#""finish_reason":"stop""#, r#""finish_reason":"length""#, r#""delta":null"#,
-                r#""text":"t""#])
+                r#""text":"t""#, r#""finish_reason":"tool_calls""#, r#""finish_reason":"\u0073top""#,
+                r#""finish_reason":5"#])
                 .prop_map(str::to_owned),
         ];
         let choice =
@@ -2340,6 +2365,14 @@ mod tests {
                 .prop_map(str::to_owned),
         ];
         let other = prop_oneof![
+            2 => select(vec![
+                r#""usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12,"prompt_tokens_details":{"cached_tokens":1,"audio_tokens":0},"completion_tokens_details":null}"#,
+                r#""usage":{"prompt_tokens":null,"total_tokens":5,"x":{"y":[1]}}"#,
+                r#""usage":{"input_tokens":2,"output_tokens":1}"#,
+                r#""usage":{"prompt_tokens":1.5}"#,
+                r#""usage":{"prompt_tokens":3,"prompt_tokens":3}"#,
+                r#""usage":{"completion_tokens_details":{"reasoning_tokens":-1}}"#,
+            ]),
             8 => select(vec![r#""id":"chatcmpl-1""#, r#""id":"c\u0068at""#, r#""id":"""#,
                 r#""object":"chat.completion.chunk""#, r#""created":1767225600"#, r#""model":"gpt-4o""#,
                 r#""system_fingerprint":"fp_1""#, r#""usage":null"#, r#""error":null"#]),
@@ -2392,13 +2425,19 @@ mod tests {
     fn generated_openai_chunks_are_often_read_without_serde() {
         use proptest::strategy::ValueTree;
         let mut runner = proptest::test_runner::TestRunner::deterministic();
-        let read = (0..1000)
-            .filter(|_| {
-                let data = openai_chunk().new_tree(&mut runner).unwrap().current();
-                crate::stream_chunk::text_chunk(&data).is_some()
-            })
-            .count();
-        assert!(read > 200, "{read} of 1000 read without serde");
+        let (mut read, mut finish, mut usage) = (0, 0, 0);
+        for _ in 0..1000 {
+            let data = openai_chunk().new_tree(&mut runner).unwrap().current();
+            if let Some(c) = crate::stream_chunk::text_chunk(&data) {
+                read += 1;
+                finish += usize::from(c.finish_reason.is_some());
+                usage += usize::from(c.usage.is_some());
+            }
+        }
+        assert!(
+            read > 200 && finish > 20 && usage > 20,
+            "{read} of 1000 read without serde, {finish} with a finish reason, {usage} with usage"
+        );
     }
 
     proptest! {
