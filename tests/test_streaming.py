@@ -230,6 +230,20 @@ def test_fast_and_serde_chunk_readers_find_the_same_text():
         m.stop()
 
 
+def anthropic_stream(gw, model: str, content: str = "Say hello to the world") -> str:
+    """An Anthropic client's streamed request through the gateway: the body it receives."""
+    body = {"model": model, "max_tokens": 50, "stream": True,
+            "messages": [{"role": "user", "content": content}]}
+    status, _, got = stream_request(gw.port, body, {"anthropic-version": "2023-06-01"}, path="/v1/messages")
+    assert status == 200
+    return b"".join(d for _, d in got).decode()
+
+
+def sse_data(text: str) -> list[dict]:
+    """The JSON data of each event of an SSE body."""
+    return [json.loads(block.split("data: ", 1)[1]) for block in text.split("\n\n") if "data: " in block]
+
+
 def test_fast_and_serde_chunk_readers_translate_to_anthropic_the_same():
     """An Anthropic client streaming from an OpenAI provider: the translator reads the usual
     content chunk without serde and writes its `text_delta` event itself
@@ -242,19 +256,13 @@ def test_fast_and_serde_chunk_readers_translate_to_anthropic_the_same():
         with gateway(m) as gw:
             answers, estimates = {}, {}
             for model in ("plain", "escaped"):
-                body = {"model": model, "max_tokens": 50, "stream": True,
-                        "messages": [{"role": "user", "content": "Say hello to the world"}]}
-                status, _, got = stream_request(gw.port, body, {"anthropic-version": "2023-06-01"},
-                                                path="/v1/messages")
-                assert status == 200
-                answers[model] = b"".join(d for _, d in got).decode().replace(f'"model":"{model}"', '"model":"m"')
+                answers[model] = anthropic_stream(gw, model).replace(f'"model":"{model}"', '"model":"m"')
                 assert gw.wait_metric("gen_ai_server_time_to_first_token_ms_count", 1, model=model) == 1
                 estimates[model] = output_estimate(gw, model)
             assert answers["plain"] == answers["escaped"]
             assert estimates["plain"] == estimates["escaped"]
             assert len(varied_text()) / 6 <= estimates["plain"] <= len(varied_text())
-            events = [json.loads(block.split("data: ", 1)[1])
-                      for block in answers["plain"].split("\n\n") if "data: " in block]
+            events = sse_data(answers["plain"])
             deltas = [e["delta"] for e in events if e["type"] == "content_block_delta"]
             contents = [d.get("content") or "" for d in VARIED_DELTAS]
             assert "".join(d.get("text", "") for d in deltas) == "".join(contents[:3]) + "first" + "".join(contents[3:])
@@ -293,16 +301,56 @@ def test_a_chunk_taken_up_at_choices_still_refuses_a_repeated_member():
         with gateway(m) as gw:
             texts = {}
             for model in ("plain", "escaped"):
-                body = {"model": model, "max_tokens": 50, "stream": True,
-                        "messages": [{"role": "user", "content": "Say hello"}]}
-                status, _, got = stream_request(gw.port, body, {"anthropic-version": "2023-06-01"},
-                                                path="/v1/messages")
-                assert status == 200
-                events = [json.loads(block.split("data: ", 1)[1])
-                          for block in b"".join(d for _, d in got).decode().split("\n\n") if "data: " in block]
+                events = sse_data(anthropic_stream(gw, model, "Say hello"))
                 texts[model] = "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
                 assert events[-1]["type"] == "message_stop"
             assert texts == {"plain": "AC", "escaped": "AC"}
+    finally:
+        m.stop()
+
+
+class FinishAndUsageMock(ScriptedStreamMock):
+    """Streams as OpenAI does with include_usage, the answer cut by `max_tokens` (finish
+    reason "length") and its usage (with cached tokens) in a last chunk with empty choices;
+    with model "escaped", every `choices` key is escaped, so that every chunk goes to serde."""
+
+    CACHED = 5
+
+    def __init__(self):
+        super().__init__("finish-usage")
+
+    def events(self, model: str) -> list[bytes]:
+        out = openai_sse(model, PIECES, USAGE, True, finish_reason="length")
+        out = [e.replace(b'"cached_tokens":0', b'"cached_tokens":%d' % self.CACHED) for e in out]
+        if model == "escaped":
+            out = [e.replace(b'"choices"', b'"\\u0063hoices"') for e in out]
+        return out
+
+
+def test_finish_and_usage_chunks_translate_to_anthropic_as_with_serde():
+    """The finish chunk and the usage chunk are read without serde, by the translator (stop
+    reason, usage of `message_delta`) and by the usage observer (the gateway's token metrics);
+    with every chunk read by serde ("escaped") the client gets the same events and the metrics
+    the same counts."""
+    m = FinishAndUsageMock().start()
+    try:
+        with gateway(m) as gw:
+            answers = {}
+            for model in ("plain", "escaped"):
+                answers[model] = anthropic_stream(gw, model).replace(f'"model":"{model}"', '"model":"m"')
+                for kind, want in (("input", USAGE[0]), ("output", USAGE[1]), ("cached_input", m.CACHED)):
+                    assert gw.wait_metric("llm_gateway_tokens_total", want, model=model, type=kind,
+                                          estimated="false") == want, (model, kind)
+                assert gw.metric("llm_gateway_tokens_total", model=model, estimated="true") == 0
+            assert answers["plain"] == answers["escaped"]
+            events = sse_data(answers["plain"])
+            end = [e for e in events if e["type"] == "message_delta"]
+            assert len(end) == 1 and end[0]["delta"]["stop_reason"] == "max_tokens"
+            assert end[0]["usage"]["output_tokens"] == USAGE[1]
+            assert end[0]["usage"]["cache_read_input_tokens"] == m.CACHED
+            assert end[0]["usage"]["input_tokens"] == USAGE[0] - m.CACHED
+            text = "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
+            assert text == "".join(PIECES) and events[-1]["type"] == "message_stop"
     finally:
         m.stop()
 
