@@ -28,9 +28,20 @@ SHIPPED_CONFIG = ROOT / "envoy" / "envoy.yaml"
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports: each socket stays bound until all are chosen (ports taken one
+    at a time, each released before the next, can repeat)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 # --------------------------------------------------------------------------- mock provider
@@ -258,9 +269,7 @@ class Envoy:
 
     def __init__(self, plugin_config: dict | None = None, clusters: dict[str, int] | None = None,
                  env: dict[str, str] | None = None, concurrency: int = 1, mutate: Callable[[dict], None] | None = None):
-        self.port = free_port()
-        self.admin_port = free_port()
-        self.demo_port = free_port()
+        self.port, self.admin_port, self.demo_port = free_ports(3)
         self.env = env or {}
         self.concurrency = concurrency
         cfg = shipped_config()
