@@ -70,6 +70,30 @@ fn members(
     }
 }
 
+/// Walks the array that starts at `i`, calling `item(value_start)` for each element;
+/// `item` returns where the element ends. Returns the offset after the closing `]`.
+pub(crate) fn array(
+    b: &[u8],
+    i: usize,
+    mut item: impl FnMut(usize) -> Option<usize>,
+) -> Option<usize> {
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    let mut i = ws(b, i + 1);
+    if b.get(i) == Some(&b']') {
+        return Some(i + 1);
+    }
+    loop {
+        i = ws(b, item(i)?);
+        match b.get(i) {
+            Some(b',') => i = ws(b, i + 1),
+            Some(b']') => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
 /// True when `b` starts with `prefix`, compared eight bytes at a time (a byte loop in
 /// Wasm, where `memcmp` is one).
 pub(crate) fn starts_with(b: &[u8], prefix: &[u8]) -> bool {

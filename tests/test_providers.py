@@ -11,7 +11,7 @@ import anthropic
 import openai
 import pytest
 
-from harness import Envoy, openai_sse, stream_request
+from harness import Envoy, openai_sse, request, stream_request
 from mock_anthropic import STREAM_PIECES, AnthropicMock
 from mock_openai import PIECES, OpenAIMock
 
@@ -542,6 +542,38 @@ def test_responses_api_against_azure_is_unsupported(gw, az):
 
 
 # =========================================================== Anthropic clients -> OpenAI
+
+def test_usual_messages_request_reaches_openai_as_when_serde_translates_it(gw, oa):
+    """An Anthropic request of text turns is translated without serde (`translate::messages_request`);
+    the same request with one key escaped (which only serde reads) must reach the provider as the
+    same bytes: text blocks joined or kept as parts, escapes serde_json writes differently written
+    again, numbers as serde writes them, members without an OpenAI equivalent dropped."""
+    def body(metadata_key: str) -> bytes:
+        return (
+            '{"model":"%s","max_tokens":77,"system":[{"type":"text","text":"Be brief \\/ \\u00e9",'
+            '"cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":[{"type":"text",'
+            '"text":"first\\n"},{"type":"text","text":"second \\"q\\" \\u001F"}]},{"role":"assistant",'
+            '"content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},{"role":"user","content":%s}],'
+            '"stop_sequences":["END"],"temperature":1,"top_k":5,"thinking":{"type":"disabled"},'
+            '"%s":{"user_id":"u-7"},"stream":false}' % (GPT, json.dumps(LONG_TEXT), metadata_key)).encode()
+    headers = {"content-type": "application/json", "x-api-key": "sk-ant-client", "anthropic-version": "2023-06-01"}
+    sent = []
+    for key in ("metadata", "metad\\u0061ta"):
+        status, _, answer = request("POST", gw.port, "/v1/messages", body(key), headers)
+        assert status == 200, answer
+        sent.append(oa.requests[-1].body)
+    assert sent[0] == sent[1]
+    got = json.loads(sent[0])
+    assert got["messages"] == [
+        {"role": "system", "content": "Be brief / \u00e9"},
+        {"role": "user", "content": [{"type": "text", "text": "first\n"}, {"type": "text", "text": 'second "q" \x1f'}]},
+        {"role": "assistant", "content": "ab"},
+        {"role": "user", "content": LONG_TEXT}]
+    assert {k: v for k, v in got.items() if k != "messages"} == {
+        "model": GPT, "max_completion_tokens": 77, "stop": ["END"], "temperature": 1.0, "stream": False,
+        "user": "u-7"}
+    assert b'"temperature":1.0' in sent[0]
+
 
 def test_anthropic_sdk_messages_to_openai(gw, oa):
     ok = Counter(gw, "llm_gateway_requests_total", provider="openai", model=GPT, operation="messages",

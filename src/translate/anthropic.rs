@@ -973,7 +973,24 @@ pub fn messages_request_to_chat(
 ///   `top_p`, `metadata.user_id` -> `user`, `stream` -> `stream` with
 ///   `stream_options.include_usage`. `top_k` and `thinking` have no OpenAI
 ///   equivalent and are dropped.
+///
+/// The usual request (text turns, no tools) is translated without serde
+/// (`messages_request`), to the same bytes; everything else, errors included, here.
 pub fn messages_request_to_chat_with(
+    body: &[u8],
+    upstream_model: &str,
+    max_tokens_field: MaxTokensField,
+) -> Result<Vec<u8>, TranslateError> {
+    if let Some(out) =
+        super::messages_request::messages_request_to_chat(body, upstream_model, max_tokens_field)
+    {
+        return Ok(out);
+    }
+    messages_request_to_chat_serde(body, upstream_model, max_tokens_field)
+}
+
+/// [`messages_request_to_chat_with`] with serde alone.
+pub(crate) fn messages_request_to_chat_serde(
     body: &[u8],
     upstream_model: &str,
     max_tokens_field: MaxTokensField,

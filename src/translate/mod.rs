@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod bedrock;
 pub mod gemini;
+mod messages_request;
 
 use serde::de::DeserializeOwned;
 use serde_json::json;

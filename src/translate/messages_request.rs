@@ -1,0 +1,786 @@
+//! The usual Anthropic `messages` request translated to an OpenAI `chat/completions`
+//! request without serde.
+//!
+//! The serde translation ([`super::anthropic::messages_request_to_chat_with`]) parses the
+//! request into owned wire types with flattened `rest` maps and writes a new one: for a
+//! 4 KB request most of the translation's cost, almost all of it spent on text that goes
+//! out as it came in. Here one validating walk reads the request clients usually send —
+//!
+//! * `system`: a string, or text blocks;
+//! * `messages`: `user` and `assistant` turns whose content is a string or text blocks;
+//! * `max_tokens`, `stop_sequences`, `temperature`, `top_p`, `top_k`, `stream`,
+//!   `metadata.user_id`, `thinking`, `model`, an empty `tools`, and members the
+//!   translation drops (a block's `cache_control`, unknown members) —
+//!
+//! and writes the translation as serde would, copying each text's JSON literal when it
+//! is written as serde_json writes the text (every text without escapes is). Anything
+//! else — tools, images, tool results, thinking blocks, escaped or repeated keys, values
+//! of another type, invalid JSON or UTF-8 — answers `None`, and the caller translates
+//! with serde as before, errors included. A property test holds the two to the same
+//! bytes.
+
+use std::borrow::Cow;
+
+use super::anthropic::MaxTokensField;
+use crate::json_scan::{skip_value, string_stop};
+use crate::json_walk::{array, null, object, unsigned_value, ws, KnownKeys};
+use crate::wire::text::quoted;
+
+/// A JSON string literal, quotes included, exactly as serde_json writes its value.
+type Literal<'a> = Cow<'a, str>;
+
+/// A translated message's content: one text, or several text parts.
+enum Content<'a> {
+    Text(Literal<'a>),
+    Parts(Vec<Literal<'a>>),
+}
+
+/// What the translation writes, borrowed from the request where it can be.
+#[derive(Default)]
+struct Chat<'a> {
+    system: Option<Content<'a>>,
+    /// Role and content of each message written (a user turn without blocks has none).
+    messages: Vec<(&'static str, Content<'a>)>,
+    max_tokens: Option<u64>,
+    stop: Vec<Literal<'a>>,
+    /// As the serde types read them.
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    stream: Option<bool>,
+    user: Option<Literal<'a>>,
+}
+
+const TOP_KEYS: [&[u8]; 13] = [
+    b"model",
+    b"system",
+    b"messages",
+    b"max_tokens",
+    b"stop_sequences",
+    b"temperature",
+    b"top_p",
+    b"top_k",
+    b"stream",
+    b"tools",
+    b"tool_choice",
+    b"metadata",
+    b"thinking",
+];
+
+/// Typed members of a content block: the first three are read, any other one is left
+/// to serde.
+const BLOCK_KEYS: [&[u8]; 12] = [
+    b"type",
+    b"text",
+    b"cache_control",
+    b"source",
+    b"id",
+    b"name",
+    b"input",
+    b"tool_use_id",
+    b"content",
+    b"is_error",
+    b"thinking",
+    b"signature",
+];
+
+/// The translation of `body` for `upstream_model`, byte for byte what the serde
+/// translation writes, or `None` when the request is not one this reader reads.
+pub(crate) fn messages_request_to_chat(
+    body: &[u8],
+    upstream_model: &str,
+    max_tokens_field: MaxTokensField,
+) -> Option<Vec<u8>> {
+    // String contents are copied as they are: the whole body must be UTF-8, as serde
+    // requires of every string.
+    let text = std::str::from_utf8(body).ok()?;
+    let chat = read(text)?;
+    Some(write(&chat, upstream_model, max_tokens_field, body.len()))
+}
+
+fn read(text: &str) -> Option<Chat<'_>> {
+    let b = text.as_bytes();
+    let mut chat = Chat::default();
+    let mut keys = KnownKeys::new(TOP_KEYS);
+    let mut has_messages = false;
+    let end = object(b, ws(b, 0), |key, i| {
+        let Some(k) = keys.first(key)? else {
+            return dropped(text, i);
+        };
+        if let Some(end) = null(b, i) {
+            // `null` reads as absent for every optional member; `messages` is required.
+            return (k != 2).then_some(end);
+        }
+        match k {
+            0 => string(text, i).map(|(_, end)| end),
+            1 => {
+                let (system, end) = content(text, i)?;
+                chat.system = match system {
+                    // An empty system string adds no message.
+                    Content::Text(s) if s == "\"\"" => None,
+                    Content::Parts(p) => parts(p),
+                    text => Some(text),
+                };
+                Some(end)
+            }
+            2 => {
+                has_messages = true;
+                array(b, i, |i| {
+                    let (message, end) = message(text, i)?;
+                    chat.messages.extend(message);
+                    Some(end)
+                })
+            }
+            3 | 7 => {
+                let (n, end) = unsigned_value(b, i, u64::from(u32::MAX))?;
+                if k == 3 {
+                    chat.max_tokens = Some(n);
+                }
+                Some(end)
+            }
+            4 => array(b, i, |i| {
+                let (s, end) = string(text, i)?;
+                chat.stop.push(s);
+                Some(end)
+            }),
+            5 | 6 => {
+                let (x, end) = float(text, i)?;
+                *(if k == 5 {
+                    &mut chat.temperature
+                } else {
+                    &mut chat.top_p
+                }) = Some(x);
+                Some(end)
+            }
+            8 => {
+                let (v, end) = boolean(b, i)?;
+                chat.stream = Some(v);
+                Some(end)
+            }
+            // `tools`: an empty array is dropped; tools are left to serde.
+            9 => array(b, i, |_| None),
+            11 => {
+                let mut meta = KnownKeys::new([b"user_id".as_slice()]);
+                object(b, i, |key, i| {
+                    if meta.first(key)?.is_none() {
+                        return dropped(text, i);
+                    }
+                    if let Some(end) = null(b, i) {
+                        return Some(end);
+                    }
+                    let (s, end) = string(text, i)?;
+                    chat.user = Some(s);
+                    Some(end)
+                })
+            }
+            // `thinking` has no OpenAI equivalent: dropped, after it is read.
+            12 => dropped(text, i),
+            // `tool_choice` (only meaningful with tools).
+            _ => None,
+        }
+    })?;
+    (has_messages && ws(b, end) == b.len()).then_some(chat)
+}
+
+/// One message: its role and what it translates to (`None` for a user turn with no
+/// blocks, which adds no message).
+fn message(text: &str, i: usize) -> Option<(Option<(&'static str, Content<'_>)>, usize)> {
+    let b = text.as_bytes();
+    let mut keys = KnownKeys::new([b"role".as_slice(), b"content"]);
+    let mut role = None;
+    let mut body = None;
+    let end = object(b, i, |key, i| match keys.first(key)? {
+        None => dropped(text, i),
+        Some(0) => {
+            let end = crate::json_scan::skip_short_string(b, i).ok()?;
+            role = Some(match b.get(i..end)? {
+                b"\"user\"" => "user",
+                b"\"assistant\"" => "assistant",
+                _ => return None,
+            });
+            Some(end)
+        }
+        Some(_) => {
+            let (c, end) = content(text, i)?;
+            body = Some(c);
+            Some(end)
+        }
+    })?;
+    let (role, content) = (role?, body?);
+    let content = match (role, content) {
+        ("user", Content::Parts(p)) => parts(p),
+        // An assistant's text blocks are joined into one text (there are no tool calls
+        // here), an empty one when it has none.
+        (_, Content::Parts(p)) => Some(Content::Text(joined(p))),
+        (_, text) => Some(text),
+    };
+    Some((content.map(|c| (role, c)), end))
+}
+
+/// A content value: a string, or an array of text blocks (their texts, unjoined).
+fn content(text: &str, i: usize) -> Option<(Content<'_>, usize)> {
+    let b = text.as_bytes();
+    if b.get(i) == Some(&b'"') {
+        let (s, end) = string(text, i)?;
+        return Some((Content::Text(s), end));
+    }
+    let mut texts = Vec::new();
+    let end = array(b, i, |i| {
+        let (t, end) = text_block(text, i)?;
+        texts.push(t);
+        Some(end)
+    })?;
+    Some((Content::Parts(texts), end))
+}
+
+/// A `{"type": "text", "text": …}` block's text.
+fn text_block(text: &str, i: usize) -> Option<(Literal<'_>, usize)> {
+    let b = text.as_bytes();
+    let mut keys = KnownKeys::new(BLOCK_KEYS);
+    let mut block_text = None;
+    let end = object(b, i, |key, i| match keys.first(key)? {
+        None | Some(2) => dropped(text, i),
+        Some(0) => {
+            let end = crate::json_scan::skip_short_string(b, i).ok()?;
+            (b.get(i..end)? == b"\"text\"").then_some(end)
+        }
+        Some(1) => {
+            let (s, end) = string(text, i)?;
+            block_text = Some(s);
+            Some(end)
+        }
+        Some(_) => None,
+    })?;
+    if !keys.seen(0) {
+        return None;
+    }
+    Some((block_text?, end))
+}
+
+/// Text parts as the translation writes them: none is no content, one a plain text.
+fn parts(mut texts: Vec<Literal<'_>>) -> Option<Content<'_>> {
+    match texts.len() {
+        0 => None,
+        1 => texts.pop().map(Content::Text),
+        _ => Some(Content::Parts(texts)),
+    }
+}
+
+/// The literal of the texts joined. Each literal is written as serde_json writes its
+/// text, and serde_json escapes each character on its own, so their insides joined are
+/// the joined text's.
+fn joined(texts: Vec<Literal<'_>>) -> Literal<'_> {
+    if texts.len() == 1 {
+        if let Some(only) = texts.into_iter().next() {
+            return only;
+        }
+        return Cow::Borrowed("\"\"");
+    }
+    let mut out = String::from("\"");
+    for t in &texts {
+        out.push_str(t.get(1..t.len().saturating_sub(1)).unwrap_or_default());
+    }
+    out.push('"');
+    Cow::Owned(out)
+}
+
+/// The string at `i` as serde_json would write it, and the offset after it: the
+/// literal itself when serde_json writes it the same (no escapes, or only the escapes
+/// serde_json writes), else the decoded text written again.
+fn string(text: &str, i: usize) -> Option<(Literal<'_>, usize)> {
+    let b = text.as_bytes();
+    let (end, as_serde_writes) = scan_string(b, i)?;
+    let literal = text.get(i..end)?;
+    if as_serde_writes {
+        return Some((Cow::Borrowed(literal), end));
+    }
+    let value: String = serde_json::from_str(literal).ok()?;
+    Some((Cow::Owned(quoted(&value)), end))
+}
+
+/// The end of the string whose opening quote is at `open`, validated as serde does
+/// (escapes, no control characters; UTF-8 is checked by the caller), and whether
+/// every escape in it is one serde_json writes: `\"`, `\\`, `\b`, `\f`, `\n`, `\r`,
+/// `\t`, and `\u00xx` (lowercase) for the other control characters.
+fn scan_string(b: &[u8], open: usize) -> Option<(usize, bool)> {
+    if b.get(open) != Some(&b'"') {
+        return None;
+    }
+    let mut i = open + 1;
+    let mut as_serde_writes = true;
+    loop {
+        i = string_stop(b, i);
+        match *b.get(i)? {
+            b'"' => return Some((i + 1, as_serde_writes)),
+            b'\\' => match *b.get(i + 1)? {
+                b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'/' => {
+                    as_serde_writes = false;
+                    i += 2;
+                }
+                b'u' => {
+                    let hex = b.get(i + 2..i + 6)?;
+                    if !hex.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    as_serde_writes &= serde_writes_u_escape(hex);
+                    i += 6;
+                }
+                _ => return None,
+            },
+            // A control character.
+            _ => return None,
+        }
+    }
+}
+
+/// True for the four hex digits of a `\u` escape that serde_json writes: `00` and a
+/// control character in lowercase hex, other than those with a short form.
+fn serde_writes_u_escape(hex: &[u8]) -> bool {
+    match hex {
+        [b'0', b'0', b'0', low] => {
+            matches!(low, b'0'..=b'7' | b'b' | b'e' | b'f')
+        }
+        [b'0', b'0', b'1', low] => matches!(low, b'0'..=b'9' | b'a'..=b'f'),
+        _ => false,
+    }
+}
+
+/// The end of a member's value that the translation drops, read as serde reads it into
+/// a `Value` (which refuses numbers out of range and lone surrogates that a syntax check
+/// lets through).
+fn dropped(text: &str, i: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    match b.get(i)? {
+        b'"' => string(text, i).map(|(_, end)| end),
+        b'n' => null(b, i),
+        _ => {
+            let end = skip_value(b, i).ok()?;
+            serde_json::from_str::<serde_json::Value>(text.get(i..end)?).ok()?;
+            Some(end)
+        }
+    }
+}
+
+/// A number read as `f64`, as serde reads it (integers too; out of range is refused).
+fn float(text: &str, i: usize) -> Option<(f64, usize)> {
+    let b = text.as_bytes();
+    if !matches!(b.get(i), Some(b'-' | b'0'..=b'9')) {
+        return None;
+    }
+    let end = skip_value(b, i).ok()?;
+    let x: f64 = serde_json::from_str(text.get(i..end)?).ok()?;
+    x.is_finite().then_some((x, end))
+}
+
+fn boolean(b: &[u8], i: usize) -> Option<(bool, usize)> {
+    if b.get(i..i + 4) == Some(b"true") {
+        Some((true, i + 4))
+    } else if b.get(i..i + 5) == Some(b"false") {
+        Some((false, i + 5))
+    } else {
+        None
+    }
+}
+
+/// The chat request, member by member in the order serde writes
+/// `ChatCompletionRequest`.
+fn write(chat: &Chat<'_>, model: &str, field: MaxTokensField, capacity: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(capacity + model.len() + 96);
+    out.extend_from_slice(b"{\"model\":");
+    out.extend_from_slice(quoted(model).as_bytes());
+    out.extend_from_slice(b",\"messages\":[");
+    let system = chat.system.as_ref().map(|c| ("system", c));
+    let messages = chat.messages.iter().map(|(role, c)| (*role, c));
+    for (n, (role, content)) in system.into_iter().chain(messages).enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"role\":\"");
+        out.extend_from_slice(role.as_bytes());
+        out.extend_from_slice(b"\",\"content\":");
+        match content {
+            Content::Text(t) => out.extend_from_slice(t.as_bytes()),
+            Content::Parts(parts) => {
+                out.push(b'[');
+                for (j, t) in parts.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
+                    out.extend_from_slice(t.as_bytes());
+                    out.push(b'}');
+                }
+                out.push(b']');
+            }
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
+    if let Some(n) = chat.max_tokens {
+        out.extend_from_slice(match field {
+            MaxTokensField::MaxTokens => b",\"max_tokens\":".as_slice(),
+            MaxTokensField::MaxCompletionTokens => b",\"max_completion_tokens\":",
+        });
+        out.extend_from_slice(n.to_string().as_bytes());
+    }
+    if !chat.stop.is_empty() {
+        out.extend_from_slice(b",\"stop\":[");
+        for (j, s) in chat.stop.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(s.as_bytes());
+        }
+        out.push(b']');
+    }
+    for (name, x) in [
+        (b",\"temperature\":".as_slice(), chat.temperature),
+        (b",\"top_p\":", chat.top_p),
+    ] {
+        if let Some(x) = x {
+            out.extend_from_slice(name);
+            // A finite f64, written as serde_json writes it.
+            let _ = serde_json::to_writer(&mut out, &x);
+        }
+    }
+    if let Some(stream) = chat.stream {
+        out.extend_from_slice(if stream {
+            b",\"stream\":true,\"stream_options\":{\"include_usage\":true}".as_slice()
+        } else {
+            b",\"stream\":false"
+        });
+    }
+    if let Some(user) = &chat.user {
+        out.extend_from_slice(b",\"user\":");
+        out.extend_from_slice(user.as_bytes());
+    }
+    out.push(b'}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream_chunk::tests::insert_at;
+    use crate::translate::anthropic::messages_request_to_chat_serde;
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    use proptest::strategy::ValueTree;
+
+    const FIELDS: [MaxTokensField; 2] = [
+        MaxTokensField::MaxCompletionTokens,
+        MaxTokensField::MaxTokens,
+    ];
+
+    /// The fast translation, checked against serde's; `None` when it did not read.
+    fn fast_as_serde(body: &str, field: MaxTokensField) -> Result<Option<String>, String> {
+        let Some(fast) = messages_request_to_chat(body.as_bytes(), "up-\"model\u{e9}", field)
+        else {
+            return Ok(None);
+        };
+        let slow = messages_request_to_chat_serde(body.as_bytes(), "up-\"model\u{e9}", field)
+            .map_err(|e| format!("serde refused what the fast path read: {e:?}\n{body}"))?;
+        let (fast, slow) = (
+            String::from_utf8(fast).unwrap(),
+            String::from_utf8(slow).unwrap(),
+        );
+        if fast != slow {
+            return Err(format!("{body}\nfast  {fast}\nserde {slow}"));
+        }
+        Ok(Some(fast))
+    }
+
+    fn fast(body: &str) -> Option<String> {
+        fast_as_serde(body, MaxTokensField::MaxCompletionTokens).unwrap()
+    }
+
+    #[test]
+    fn the_usual_request_is_translated_as_serde_does() {
+        let body = r#"{"model":"claude-x","max_tokens":64,"system":"You are helpful.","messages":[{"role":"user","content":"Hi\nthere \"you\" \u001f"},{"role":"assistant","content":"Hello"},{"role":"user","content":"tell me"}],"temperature":0.2,"top_p":1,"stream":true,"metadata":{"user_id":"u-1"}}"#;
+        assert_eq!(
+            fast(body).unwrap(),
+            r#"{"model":"up-\"modelé","messages":[{"role":"system","content":"You are helpful."},{"role":"user","content":"Hi\nthere \"you\" \u001f"},{"role":"assistant","content":"Hello"},{"role":"user","content":"tell me"}],"max_completion_tokens":64,"temperature":0.2,"top_p":1.0,"stream":true,"stream_options":{"include_usage":true},"user":"u-1"}"#
+        );
+        let out = fast_as_serde(body, MaxTokensField::MaxTokens)
+            .unwrap()
+            .unwrap();
+        assert!(out.contains(r#""max_tokens":64"#), "{out}");
+    }
+
+    #[test]
+    fn text_blocks_escapes_and_dropped_members_as_serde_does() {
+        for body in [
+            // Escapes serde_json writes differently are written again.
+            r#"{"messages":[{"role":"user","content":"a\/b \u00e9 \u001F \ud83d\ude00 \u000a"}],"max_tokens":1}"#,
+            // Text blocks: one is a plain text, several are parts; an assistant's are joined.
+            r#"{"system":[{"type":"text","text":"s1","cache_control":{"type":"ephemeral"}}],"messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b\n","x":[1,2]}]},{"role":"assistant","content":[{"type":"text","text":"c\n"},{"type":"text","text":"d\/"}]},{"role":"assistant","content":[]},{"role":"user","content":[]}]}"#,
+            r#"{"system":[{"type":"text","text":"s1"},{"type":"text","text":"s2"}],"system2":1,"messages":[]}"#,
+            // Empty and absent members, nulls, whitespace, members dropped.
+            " {\n \"system\" : \"\" , \"messages\" : [ { \"role\" : \"user\" , \"content\" : \"\" , \"extra\" : null } ] , \"stop_sequences\" : [ ] , \"tools\" : [ ] , \"tool_choice\" : null , \"top_k\" : 5 , \"thinking\" : {\"type\":\"enabled\",\"budget_tokens\":1024} , \"metadata\" : { \"user_id\" : null , \"other\" : true } , \"stream\" : false , \"temperature\" : -0 , \"unknown\" : [\"x\", {\"y\": 1.5e3}] }\n",
+            r#"{"model":null,"system":null,"messages":[{"role":"user","content":"x"}],"max_tokens":null,"stop_sequences":["END","\n\n"],"temperature":null,"top_p":null,"top_k":null,"stream":null,"tools":null,"metadata":null,"thinking":null}"#,
+        ] {
+            assert!(fast(body).is_some(), "{body}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_left_to_serde() {
+        for body in [
+            // What serde refuses, with its error.
+            r#"{"messages":[{"role":"system","content":"x"}]}"#,
+            r#"{"max_tokens":1}"#,
+            r#"{"messages":null}"#,
+            r#"{"messages":[],"max_tokens":-1}"#,
+            r#"{"messages":[],"max_tokens":4294967296}"#,
+            r#"{"messages":[],"temperature":1e400}"#,
+            r#"{"messages":[],"x":1e400}"#,
+            r#"{"messages":[],"x":"\ud800"}"#,
+            r#"{"messages":[{"role":"user","content":"\ud800"}]}"#,
+            r#"{"messages":[],"messages":[]}"#,
+            r#"{"messages":[]} x"#,
+            r#"{"messages":[{"role":"user","content":"a"}],}"#,
+            "{\"messages\":[{\"role\":\"user\",\"content\":\"\u{1}\"}]}",
+            // What serde translates: tools, other blocks, escaped keys, other spellings.
+            r#"{"messages":[],"tools":[{"name":"t","input_schema":{}}]}"#,
+            r#"{"messages":[],"tool_choice":{"type":"auto"}}"#,
+            r#"{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"url","url":"https://x"}}]}]}"#,
+            r#"{"messages":[{"role":"user","content":[{"type":"text","text":"a","id":"x"}]}]}"#,
+            r#"{"messages":[{"role":"user","content":[{"type":"text"}]}]}"#,
+            r#"{"messages":[{"role":"assistant","content":[{"type":"thinking","thinking":"t"}]}]}"#,
+            r#"{"mess\u0061ges":[]}"#,
+            r#"{"messages":[{"role":"us\u0065r","content":"x"}]}"#,
+            r#"{"messages":[],"max_tokens":-0}"#,
+            r#"{"messages":[],"max_tokens":1.0}"#,
+            r#"{"messages":[],"stream":"yes"}"#,
+        ] {
+            assert_eq!(fast(body), None, "{body}");
+        }
+        assert_eq!(
+            messages_request_to_chat(
+                b"{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}",
+                "m",
+                FIELDS[0]
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn only_the_escapes_serde_json_writes_are_copied() {
+        for c in 0u32..0x80 {
+            let c = char::from_u32(c).unwrap();
+            let written = quoted(&c.to_string());
+            assert!(scan_string(written.as_bytes(), 0).unwrap().1, "{written}");
+            for hex in [format!("{:04x}", c as u32), format!("{:04X}", c as u32)] {
+                let literal = format!("\"\\u{hex}\"");
+                let (_, copied) = scan_string(literal.as_bytes(), 0).unwrap();
+                assert_eq!(
+                    copied,
+                    literal == written,
+                    "{literal} (serde writes {written})"
+                );
+            }
+        }
+    }
+
+    /// A text as a JSON literal: plain, with the escapes serde_json writes, or others.
+    fn literal() -> impl Strategy<Value = String> {
+        let short = select(vec![
+            r#""hi""#,
+            r#""""#,
+            r#""a\nb\t\"q\" \\ \u001f""#,
+            r#""\u00e9 \/""#,
+            r#""\u000A\u001F""#,
+            r#""\ud83d\ude00""#,
+            r#""\ud800""#,
+            r#""é ü ☃""#,
+            "\"\u{7f}\"",
+            r#""x\u0000y""#,
+        ])
+        .prop_map(str::to_owned);
+        // Long texts (serde_json writes those through `text::long`).
+        let long = (any::<bool>(), 100usize..300).prop_map(|(escape, n)| {
+            let unit = if escape { "ab\\n\\\"" } else { "word " };
+            format!("\"{}\"", unit.repeat(n / unit.len()))
+        });
+        prop_oneof![3 => short, 1 => long]
+    }
+
+    fn value() -> impl Strategy<Value = String> {
+        select(vec![
+            "null",
+            "true",
+            "1",
+            "-0",
+            "0.2",
+            "1e2",
+            "1e400",
+            "[]",
+            "{}",
+            r#"{"a":[1,{"b":null}]}"#,
+            r#""s""#,
+            r#""\ud800""#,
+            r#"[1e400]"#,
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn object_of(members: Vec<(String, String)>) -> String {
+        let inner: Vec<String> = members
+            .into_iter()
+            .map(|(k, v)| format!("\"{k}\":{v}"))
+            .collect();
+        format!("{{{}}}", inner.join(","))
+    }
+
+    fn block() -> impl Strategy<Value = String> {
+        let key = select(vec!["type", "text", "cache_control", "x", "id", "source"]);
+        prop_oneof![
+            8 => (literal(), prop::option::of(value())).prop_map(|(text, extra)| {
+                let mut m = vec![("type".to_string(), r#""text""#.to_string()), ("text".to_string(), text)];
+                if let Some(v) = extra {
+                    m.push(("cache_control".to_string(), v));
+                }
+                object_of(m)
+            }),
+            1 => prop::collection::vec((key, prop_oneof![literal(), value()]), 0..4)
+                .prop_map(|m| object_of(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            1 => Just(r#"{"type":"thinking","thinking":"t","signature":"s"}"#.to_string()),
+        ]
+    }
+
+    fn content() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => literal(),
+            4 => prop::collection::vec(block(), 0..4).prop_map(|b| format!("[{}]", b.join(","))),
+            1 => value(),
+        ]
+    }
+
+    fn message() -> impl Strategy<Value = String> {
+        let role = select(vec![
+            r#""user""#,
+            r#""assistant""#,
+            r#""user""#,
+            r#""assistant""#,
+            r#""user""#,
+            r#""assistant""#,
+            r#""system""#,
+            r#""us\u0065r""#,
+            "null",
+        ]);
+        (
+            role,
+            content(),
+            prop::option::weighted(0.2, ("role|content|x", value())),
+        )
+            .prop_map(|(role, content, extra)| {
+                let mut m = vec![
+                    ("role".to_string(), role.to_string()),
+                    ("content".to_string(), content),
+                ];
+                if let Some((k, v)) = extra {
+                    m.push((k, v));
+                }
+                object_of(m)
+            })
+    }
+
+    /// A messages request: the usual members with values of the right and wrong types,
+    /// in any order, sometimes repeated or unknown.
+    fn request() -> impl Strategy<Value = String> {
+        let member = prop_oneof![
+            Just(("model".to_string(), r#""claude-x""#.to_string())),
+            prop_oneof![
+                literal(),
+                prop::collection::vec(block(), 0..3).prop_map(|b| format!("[{}]", b.join(",")))
+            ]
+            .prop_map(|v| ("system".to_string(), v)),
+            select(vec![
+                "64",
+                "0",
+                "4294967295",
+                "4294967296",
+                "-0",
+                "1.5",
+                "null",
+                "\"64\""
+            ])
+            .prop_map(|v| ("max_tokens".to_string(), v.to_string())),
+            prop::collection::vec(literal(), 0..3)
+                .prop_map(|s| ("stop_sequences".to_string(), format!("[{}]", s.join(",")))),
+            (
+                select(vec!["temperature", "top_p"]),
+                select(vec![
+                    "0.2",
+                    "1",
+                    "-0",
+                    "1e-7",
+                    "0.30000000000000004",
+                    "1e400",
+                    "null",
+                    "\"x\""
+                ])
+            )
+                .prop_map(|(k, v)| (k.to_string(), v.to_string())),
+            select(vec!["5", "null", "-1"]).prop_map(|v| ("top_k".to_string(), v.to_string())),
+            select(vec!["true", "false", "null", "1"])
+                .prop_map(|v| ("stream".to_string(), v.to_string())),
+            select(vec!["[]", "null", r#"[{"name":"t","input_schema":{}}]"#])
+                .prop_map(|v| ("tools".to_string(), v.to_string())),
+            select(vec!["null", r#"{"type":"auto"}"#])
+                .prop_map(|v| ("tool_choice".to_string(), v.to_string())),
+            prop_oneof![literal(), value()].prop_map(|v| (
+                "metadata".to_string(),
+                format!(r#"{{"user_id":{v},"other":1}}"#)
+            )),
+            value().prop_map(|v| ("thinking".to_string(), v)),
+            value().prop_map(|v| ("unknown".to_string(), v)),
+        ];
+        (
+            prop::collection::vec(message(), 0..4),
+            prop::collection::vec(member, 0..7),
+            any::<prop::sample::Index>(),
+            select(vec!["", " ", "\n  "]),
+        )
+            .prop_map(|(messages, mut members, at, space)| {
+                let at = at.index(members.len() + 1);
+                members.insert(
+                    at,
+                    ("messages".to_string(), format!("[{}]", messages.join(","))),
+                );
+                let inner: Vec<String> = members
+                    .into_iter()
+                    .map(|(k, v)| format!("{space}\"{k}\"{space}:{space}{v}"))
+                    .collect();
+                format!("{{{}{space}}}", inner.join(","))
+            })
+    }
+
+    /// The comparison below is only as good as how many generated requests the fast
+    /// path reads.
+    #[test]
+    fn the_generated_requests_are_often_read() {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let read = (0..2000)
+            .filter(|_| {
+                let body = request().new_tree(&mut runner).unwrap().current();
+                fast_as_serde(&body, FIELDS[0]).unwrap().is_some()
+            })
+            .count();
+        assert!(read > 250, "{read} of 2000 read");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Whatever the fast path translates, serde translates to the same bytes, also
+        /// with a byte inserted anywhere.
+        #[test]
+        fn the_fast_path_translates_as_serde_does(body in request(), cut in any::<prop::sample::Index>(), junk in select(vec!["", "\"", "}", "]", ",", " ", "{", "\\", "null"]), field in select(FIELDS.to_vec())) {
+            for body in [body.clone(), insert_at(&body, cut, junk)] {
+                fast_as_serde(&body, field).map_err(TestCaseError::fail)?;
+            }
+        }
+    }
+}
