@@ -26,6 +26,7 @@ pub mod eventstream;
 pub mod gateway;
 pub mod headers;
 pub mod host;
+mod json_copy;
 pub mod json_scan;
 mod json_walk;
 pub mod metrics;

@@ -43,7 +43,24 @@ use crate::wire::openai as oa;
 /// * `n > 1` and `response_format` other than `text` are rejected (400); other
 ///   OpenAI-only parameters (penalties, `seed`, `logprobs`, `stream_options`, ...)
 ///   are dropped.
+///
+/// The usual request (text messages, no tools) is translated without serde
+/// (`chat_request`), to the same bytes; everything else, errors included, here.
 pub fn chat_request_to_messages(
+    body: &[u8],
+    upstream_model: &str,
+    default_max_tokens: u32,
+) -> Result<Vec<u8>, TranslateError> {
+    if let Some(out) =
+        super::chat_request::chat_request_to_messages(body, upstream_model, default_max_tokens)
+    {
+        return Ok(out);
+    }
+    chat_request_to_messages_serde(body, upstream_model, default_max_tokens)
+}
+
+/// [`chat_request_to_messages`] with serde alone.
+pub(crate) fn chat_request_to_messages_serde(
     body: &[u8],
     upstream_model: &str,
     default_max_tokens: u32,

@@ -22,12 +22,12 @@
 use std::borrow::Cow;
 
 use super::anthropic::MaxTokensField;
-use crate::json_scan::{skip_value, string_stop};
+use crate::json_copy::{
+    boolean, dropped, float, push_list, push_numbers, push_text_parts, put, string, strings,
+    Literal,
+};
 use crate::json_walk::{array, null, object, unsigned_value, ws, KnownKeys};
 use crate::wire::text::quoted;
-
-/// A JSON string literal, quotes included, exactly as serde_json writes its value.
-type Literal<'a> = Cow<'a, str>;
 
 /// A translated message's content: one text, or several text parts.
 enum Content<'a> {
@@ -137,25 +137,14 @@ fn read(text: &str) -> Option<Chat<'_>> {
                 }
                 Some(end)
             }
-            4 => array(b, i, |i| {
-                let (s, end) = string(text, i)?;
-                chat.stop.push(s);
-                Some(end)
-            }),
-            5 | 6 => {
-                let (x, end) = float(text, i)?;
-                *(if k == 5 {
-                    &mut chat.temperature
-                } else {
-                    &mut chat.top_p
-                }) = Some(x);
+            4 => {
+                let (stop, end) = strings(text, i)?;
+                chat.stop = stop;
                 Some(end)
             }
-            8 => {
-                let (v, end) = boolean(b, i)?;
-                chat.stream = Some(v);
-                Some(end)
-            }
+            5 => put(&mut chat.temperature, float(text, i)),
+            6 => put(&mut chat.top_p, float(text, i)),
+            8 => put(&mut chat.stream, boolean(b, i)),
             // `tools`: an empty array is dropped; tools are left to serde.
             9 => array(b, i, |_| None),
             11 => {
@@ -167,9 +156,7 @@ fn read(text: &str) -> Option<Chat<'_>> {
                     if let Some(end) = null(b, i) {
                         return Some(end);
                     }
-                    let (s, end) = string(text, i)?;
-                    chat.user = Some(s);
-                    Some(end)
+                    put(&mut chat.user, string(text, i))
                 })
             }
             // `thinking` has no OpenAI equivalent: dropped, after it is read.
@@ -283,105 +270,6 @@ fn joined(texts: Vec<Literal<'_>>) -> Literal<'_> {
     Cow::Owned(out)
 }
 
-/// The string at `i` as serde_json would write it, and the offset after it: the
-/// literal itself when serde_json writes it the same (no escapes, or only the escapes
-/// serde_json writes), else the decoded text written again.
-fn string(text: &str, i: usize) -> Option<(Literal<'_>, usize)> {
-    let b = text.as_bytes();
-    let (end, as_serde_writes) = scan_string(b, i)?;
-    let literal = text.get(i..end)?;
-    if as_serde_writes {
-        return Some((Cow::Borrowed(literal), end));
-    }
-    let value: String = serde_json::from_str(literal).ok()?;
-    Some((Cow::Owned(quoted(&value)), end))
-}
-
-/// The end of the string whose opening quote is at `open`, validated as serde does
-/// (escapes, no control characters; UTF-8 is checked by the caller), and whether
-/// every escape in it is one serde_json writes: `\"`, `\\`, `\b`, `\f`, `\n`, `\r`,
-/// `\t`, and `\u00xx` (lowercase) for the other control characters.
-fn scan_string(b: &[u8], open: usize) -> Option<(usize, bool)> {
-    if b.get(open) != Some(&b'"') {
-        return None;
-    }
-    let mut i = open + 1;
-    let mut as_serde_writes = true;
-    loop {
-        i = string_stop(b, i);
-        match *b.get(i)? {
-            b'"' => return Some((i + 1, as_serde_writes)),
-            b'\\' => match *b.get(i + 1)? {
-                b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
-                b'/' => {
-                    as_serde_writes = false;
-                    i += 2;
-                }
-                b'u' => {
-                    let hex = b.get(i + 2..i + 6)?;
-                    if !hex.iter().all(u8::is_ascii_hexdigit) {
-                        return None;
-                    }
-                    as_serde_writes &= serde_writes_u_escape(hex);
-                    i += 6;
-                }
-                _ => return None,
-            },
-            // A control character.
-            _ => return None,
-        }
-    }
-}
-
-/// True for the four hex digits of a `\u` escape that serde_json writes: `00` and a
-/// control character in lowercase hex, other than those with a short form.
-fn serde_writes_u_escape(hex: &[u8]) -> bool {
-    match hex {
-        [b'0', b'0', b'0', low] => {
-            matches!(low, b'0'..=b'7' | b'b' | b'e' | b'f')
-        }
-        [b'0', b'0', b'1', low] => matches!(low, b'0'..=b'9' | b'a'..=b'f'),
-        _ => false,
-    }
-}
-
-/// The end of a member's value that the translation drops, read as serde reads it into
-/// a `Value` (which refuses numbers out of range and lone surrogates that a syntax check
-/// lets through).
-fn dropped(text: &str, i: usize) -> Option<usize> {
-    let b = text.as_bytes();
-    match b.get(i)? {
-        b'"' => string(text, i).map(|(_, end)| end),
-        b'n' => null(b, i),
-        _ => {
-            let end = skip_value(b, i).ok()?;
-            serde_json::from_str::<serde_json::Value>(text.get(i..end)?).ok()?;
-            Some(end)
-        }
-    }
-}
-
-/// A number read as `f64`, as serde reads it (integers too; out of range is refused).
-fn float(text: &str, i: usize) -> Option<(f64, usize)> {
-    let b = text.as_bytes();
-    if !matches!(b.get(i), Some(b'-' | b'0'..=b'9')) {
-        return None;
-    }
-    let end = skip_value(b, i).ok()?;
-    let x: f64 = serde_json::from_str(text.get(i..end)?).ok()?;
-    x.is_finite().then_some((x, end))
-}
-
-fn boolean(b: &[u8], i: usize) -> Option<(bool, usize)> {
-    if b.get(i..i + 4) == Some(b"true") {
-        Some((true, i + 4))
-    } else if b.get(i..i + 5) == Some(b"false") {
-        Some((false, i + 5))
-    } else {
-        None
-    }
-}
-
 /// The chat request, member by member in the order serde writes
 /// `ChatCompletionRequest`.
 fn write(chat: &Chat<'_>, model: &str, field: MaxTokensField, capacity: usize) -> Vec<u8> {
@@ -400,18 +288,7 @@ fn write(chat: &Chat<'_>, model: &str, field: MaxTokensField, capacity: usize) -
         out.extend_from_slice(b"\",\"content\":");
         match content {
             Content::Text(t) => out.extend_from_slice(t.as_bytes()),
-            Content::Parts(parts) => {
-                out.push(b'[');
-                for (j, t) in parts.iter().enumerate() {
-                    if j > 0 {
-                        out.push(b',');
-                    }
-                    out.extend_from_slice(b"{\"type\":\"text\",\"text\":");
-                    out.extend_from_slice(t.as_bytes());
-                    out.push(b'}');
-                }
-                out.push(b']');
-            }
+            Content::Parts(parts) => push_text_parts(&mut out, parts),
         }
         out.push(b'}');
     }
@@ -424,25 +301,13 @@ fn write(chat: &Chat<'_>, model: &str, field: MaxTokensField, capacity: usize) -
         out.extend_from_slice(n.to_string().as_bytes());
     }
     if !chat.stop.is_empty() {
-        out.extend_from_slice(b",\"stop\":[");
-        for (j, s) in chat.stop.iter().enumerate() {
-            if j > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(s.as_bytes());
-        }
-        out.push(b']');
+        out.extend_from_slice(b",\"stop\":");
+        push_list(&mut out, &chat.stop);
     }
-    for (name, x) in [
-        (b",\"temperature\":".as_slice(), chat.temperature),
-        (b",\"top_p\":", chat.top_p),
-    ] {
-        if let Some(x) = x {
-            out.extend_from_slice(name);
-            // A finite f64, written as serde_json writes it.
-            let _ = serde_json::to_writer(&mut out, &x);
-        }
-    }
+    push_numbers(
+        &mut out,
+        [("temperature", chat.temperature), ("top_p", chat.top_p)],
+    );
     if let Some(stream) = chat.stream {
         out.extend_from_slice(if stream {
             b",\"stream\":true,\"stream_options\":{\"include_usage\":true}".as_slice()
@@ -461,11 +326,11 @@ fn write(chat: &Chat<'_>, model: &str, field: MaxTokensField, capacity: usize) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json_copy::tests::{as_serde, how_many_read, literal, object_of, request_of, value};
     use crate::stream_chunk::tests::insert_at;
     use crate::translate::anthropic::messages_request_to_chat_serde;
     use proptest::prelude::*;
     use proptest::sample::select;
-    use proptest::strategy::ValueTree;
 
     const FIELDS: [MaxTokensField; 2] = [
         MaxTokensField::MaxCompletionTokens,
@@ -474,20 +339,11 @@ mod tests {
 
     /// The fast translation, checked against serde's; `None` when it did not read.
     fn fast_as_serde(body: &str, field: MaxTokensField) -> Result<Option<String>, String> {
-        let Some(fast) = messages_request_to_chat(body.as_bytes(), "up-\"model\u{e9}", field)
-        else {
-            return Ok(None);
-        };
-        let slow = messages_request_to_chat_serde(body.as_bytes(), "up-\"model\u{e9}", field)
-            .map_err(|e| format!("serde refused what the fast path read: {e:?}\n{body}"))?;
-        let (fast, slow) = (
-            String::from_utf8(fast).unwrap(),
-            String::from_utf8(slow).unwrap(),
-        );
-        if fast != slow {
-            return Err(format!("{body}\nfast  {fast}\nserde {slow}"));
-        }
-        Ok(Some(fast))
+        let model = "up-\"model\u{e9}";
+        let fast = messages_request_to_chat(body.as_bytes(), model, field);
+        as_serde(body, fast, || {
+            messages_request_to_chat_serde(body.as_bytes(), model, field)
+        })
     }
 
     fn fast(body: &str) -> Option<String> {
@@ -563,74 +419,6 @@ mod tests {
             ),
             None
         );
-    }
-
-    #[test]
-    fn only_the_escapes_serde_json_writes_are_copied() {
-        for c in 0u32..0x80 {
-            let c = char::from_u32(c).unwrap();
-            let written = quoted(&c.to_string());
-            assert!(scan_string(written.as_bytes(), 0).unwrap().1, "{written}");
-            for hex in [format!("{:04x}", c as u32), format!("{:04X}", c as u32)] {
-                let literal = format!("\"\\u{hex}\"");
-                let (_, copied) = scan_string(literal.as_bytes(), 0).unwrap();
-                assert_eq!(
-                    copied,
-                    literal == written,
-                    "{literal} (serde writes {written})"
-                );
-            }
-        }
-    }
-
-    /// A text as a JSON literal: plain, with the escapes serde_json writes, or others.
-    fn literal() -> impl Strategy<Value = String> {
-        let short = select(vec![
-            r#""hi""#,
-            r#""""#,
-            r#""a\nb\t\"q\" \\ \u001f""#,
-            r#""\u00e9 \/""#,
-            r#""\u000A\u001F""#,
-            r#""\ud83d\ude00""#,
-            r#""\ud800""#,
-            r#""é ü ☃""#,
-            "\"\u{7f}\"",
-            r#""x\u0000y""#,
-        ])
-        .prop_map(str::to_owned);
-        // Long texts (serde_json writes those through `text::long`).
-        let long = (any::<bool>(), 100usize..300).prop_map(|(escape, n)| {
-            let unit = if escape { "ab\\n\\\"" } else { "word " };
-            format!("\"{}\"", unit.repeat(n / unit.len()))
-        });
-        prop_oneof![3 => short, 1 => long]
-    }
-
-    fn value() -> impl Strategy<Value = String> {
-        select(vec![
-            "null",
-            "true",
-            "1",
-            "-0",
-            "0.2",
-            "1e2",
-            "1e400",
-            "[]",
-            "{}",
-            r#"{"a":[1,{"b":null}]}"#,
-            r#""s""#,
-            r#""\ud800""#,
-            r#"[1e400]"#,
-        ])
-        .prop_map(str::to_owned)
-    }
-
-    fn object_of(members: Vec<(String, String)>) -> String {
-        let inner: Vec<String> = members
-            .into_iter()
-            .map(|(k, v)| format!("\"{k}\":{v}"))
-            .collect();
-        format!("{{{}}}", inner.join(","))
     }
 
     fn block() -> impl Strategy<Value = String> {
@@ -737,37 +525,14 @@ mod tests {
             value().prop_map(|v| ("thinking".to_string(), v)),
             value().prop_map(|v| ("unknown".to_string(), v)),
         ];
-        (
-            prop::collection::vec(message(), 0..4),
-            prop::collection::vec(member, 0..7),
-            any::<prop::sample::Index>(),
-            select(vec!["", " ", "\n  "]),
-        )
-            .prop_map(|(messages, mut members, at, space)| {
-                let at = at.index(members.len() + 1);
-                members.insert(
-                    at,
-                    ("messages".to_string(), format!("[{}]", messages.join(","))),
-                );
-                let inner: Vec<String> = members
-                    .into_iter()
-                    .map(|(k, v)| format!("{space}\"{k}\"{space}:{space}{v}"))
-                    .collect();
-                format!("{{{}{space}}}", inner.join(","))
-            })
+        request_of(message(), 0..4, member, 0..7)
     }
 
-    /// The comparison below is only as good as how many generated requests the fast
-    /// path reads.
     #[test]
     fn the_generated_requests_are_often_read() {
-        let mut runner = proptest::test_runner::TestRunner::deterministic();
-        let read = (0..2000)
-            .filter(|_| {
-                let body = request().new_tree(&mut runner).unwrap().current();
-                fast_as_serde(&body, FIELDS[0]).unwrap().is_some()
-            })
-            .count();
+        let read = how_many_read(request(), |body| {
+            fast_as_serde(body, FIELDS[0]).unwrap().is_some()
+        });
         assert!(read > 250, "{read} of 2000 read");
     }
 

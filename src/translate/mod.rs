@@ -4,6 +4,7 @@
 //! [`TranslateError`], never a panic (a panic aborts the Envoy worker's VM).
 pub mod anthropic;
 pub mod bedrock;
+mod chat_request;
 pub mod gemini;
 mod messages_request;
 
