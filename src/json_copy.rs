@@ -112,6 +112,24 @@ pub(crate) fn boolean(b: &[u8], i: usize) -> Option<(bool, usize)> {
     }
 }
 
+/// The literal of the texts joined. Each literal is written as serde_json writes its
+/// text, and serde_json escapes each character on its own, so their insides joined are
+/// the joined text's.
+pub(crate) fn joined(texts: Vec<Literal<'_>>) -> Literal<'_> {
+    if texts.len() == 1 {
+        if let Some(only) = texts.into_iter().next() {
+            return only;
+        }
+        return Cow::Borrowed("\"\"");
+    }
+    let mut out = String::from("\"");
+    for t in &texts {
+        out.push_str(t.get(1..t.len().saturating_sub(1)).unwrap_or_default());
+    }
+    out.push('"');
+    Cow::Owned(out)
+}
+
 /// Stores what a reader read in `slot`; the offset after it.
 pub(crate) fn put<T>(slot: &mut Option<T>, read: Option<(T, usize)>) -> Option<usize> {
     let (value, end) = read?;

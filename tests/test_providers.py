@@ -5,13 +5,14 @@ provider's public API), through the real Envoy and the compiled filter.
 One Envoy serves the whole module; the mocks' records are reset before every test and token
 metrics are compared as differences, so tests do not depend on each other's order."""
 import json
+import re
 import time
 
 import anthropic
 import openai
 import pytest
 
-from harness import Envoy, openai_sse, request, stream_request
+from harness import Envoy, MockProvider, Reply, openai_sse, request, stream_request
 from mock_anthropic import STREAM_PIECES, AnthropicMock
 from mock_openai import PIECES, OpenAIMock
 
@@ -306,6 +307,51 @@ def test_usual_chat_request_reaches_anthropic_as_when_serde_translates_it(gw, an
         "model": CLAUDE, "max_tokens": 77, "stop_sequences": ["END"], "temperature": 1.0, "top_k": 5,
         "stream": False, "metadata": {"user_id": "u-7"}}
     assert b'"temperature":1.0' in sent
+
+
+def test_usual_anthropic_answer_reaches_openai_client_as_when_serde_translates_it():
+    """An Anthropic answer of text blocks is translated without serde (`translate::messages_response`);
+    the same answer with its `stop_reason` key escaped (which only serde reads) must reach the
+    OpenAI client as the same bytes, with the same usage recorded."""
+    answer = {"id": "msg_01", "type": "message", "role": "assistant", "model": "claude-x",
+              "content": [{"type": "text", "text": LONG_TEXT},
+                          {"type": "text", "text": " and / more", "citations": None}],
+              "stop_reason": "max_tokens", "stop_sequence": None,
+              "usage": {"input_tokens": 11, "cache_creation_input_tokens": 2, "cache_read_input_tokens": 5,
+                        "output_tokens": 9, "cache_creation": {"ephemeral_5m_input_tokens": 2},
+                        "service_tier": "standard"}}
+
+    def handle(req):
+        text = json.dumps(answer, ensure_ascii=False).replace(" and / more", " and \\/ more")
+        if req.json["model"] == "escaped":
+            text = text.replace('"stop_reason"', '"st\\u006fp_reason"')
+        return Reply(200, text.encode(), headers={"content-type": "application/json"})
+
+    m = MockProvider("anthropic-answer", handle).start()
+    cfg = {"providers": [{"name": "claude", "type": "anthropic", "cluster": "up", "api_key_env": "ANTHROPIC_API_KEY"}],
+           "models": [{"match": "*", "provider": "claude"}]}
+    try:
+        with Envoy(cfg, {"up": m.port}, env={"ANTHROPIC_API_KEY": ANTHROPIC_KEY}) as gw:
+            answers = {}
+            for model in ("plain", "escaped"):
+                body = json.dumps({"model": model, "messages": user("hi")}).encode()
+                status, _, raw = request("POST", gw.port, "/v1/chat/completions", body,
+                                         {"content-type": "application/json"})
+                assert status == 200, raw
+                # The same answer, but for the model each names and the second it was made in.
+                answers[model] = re.sub(rb'"created":\d+', b'"created":0',
+                                        raw.replace(b'"model":"%s"' % model.encode(), b'"model":"m"'))
+                for kind, want in (("input", 18), ("output", 9), ("cached_input", 5), ("cache_creation_input", 2)):
+                    assert gw.wait_metric("llm_gateway_tokens_total", want, model=model, type=kind,
+                                          estimated="false") == want
+            assert answers["plain"] == answers["escaped"]
+            got = json.loads(answers["plain"])
+            assert got["choices"] == [{"index": 0, "message": {"role": "assistant", "content": LONG_TEXT + " and / more"},
+                                       "logprobs": None, "finish_reason": "length"}]
+            assert got["usage"] == {"prompt_tokens": 18, "completion_tokens": 9, "total_tokens": 27,
+                                    "prompt_tokens_details": {"cached_tokens": 5}}
+    finally:
+        m.stop()
 
 
 def test_large_bodies_are_translated_intact_both_ways(gw, an, oa):

@@ -459,7 +459,7 @@ fn openai_tool_choice_to_anthropic(
 }
 
 /// Anthropic `stop_reason` -> OpenAI `finish_reason`.
-fn finish_reason_for(stop_reason: &str) -> &'static str {
+pub(super) fn finish_reason_for(stop_reason: &str) -> &'static str {
     match stop_reason {
         "max_tokens" | "model_context_window_exceeded" => "length",
         "tool_use" => "tool_calls",
@@ -502,7 +502,24 @@ fn openai_usage(u: &Usage) -> oa::ChatUsage {
 /// `thinking` blocks into `reasoning_content`, `tool_use` blocks become `tool_calls`.
 /// `prompt_tokens` counts cache reads and writes; `cached_tokens` the reads. The
 /// returned [`Usage`] has `cache_creation_input` set.
+///
+/// The usual answer (text blocks) is translated without serde (`messages_response`), to
+/// the same bytes; everything else, errors included, here.
 pub fn messages_response_to_chat(
+    body: &[u8],
+    model_for_client: &str,
+    created_unix: u64,
+) -> Result<(Vec<u8>, Usage), TranslateError> {
+    if let Some(out) =
+        super::messages_response::messages_response_to_chat(body, model_for_client, created_unix)
+    {
+        return Ok(out);
+    }
+    messages_response_to_chat_serde(body, model_for_client, created_unix)
+}
+
+/// [`messages_response_to_chat`] with serde alone.
+pub(crate) fn messages_response_to_chat_serde(
     body: &[u8],
     model_for_client: &str,
     created_unix: u64,

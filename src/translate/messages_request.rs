@@ -19,12 +19,10 @@
 //! with serde as before, errors included. A property test holds the two to the same
 //! bytes.
 
-use std::borrow::Cow;
-
 use super::anthropic::MaxTokensField;
 use crate::json_copy::{
-    boolean, dropped, float, push_list, push_numbers, push_text_parts, put, string, strings,
-    Literal,
+    boolean, dropped, float, joined, push_list, push_numbers, push_text_parts, put, string,
+    strings, Literal,
 };
 use crate::json_walk::{array, null, object, unsigned_value, ws, KnownKeys};
 use crate::wire::text::quoted;
@@ -220,7 +218,7 @@ fn content(text: &str, i: usize) -> Option<(Content<'_>, usize)> {
 }
 
 /// A `{"type": "text", "text": …}` block's text.
-fn text_block(text: &str, i: usize) -> Option<(Literal<'_>, usize)> {
+pub(super) fn text_block(text: &str, i: usize) -> Option<(Literal<'_>, usize)> {
     let b = text.as_bytes();
     let mut keys = KnownKeys::new(BLOCK_KEYS);
     let mut block_text = None;
@@ -250,24 +248,6 @@ fn parts(mut texts: Vec<Literal<'_>>) -> Option<Content<'_>> {
         1 => texts.pop().map(Content::Text),
         _ => Some(Content::Parts(texts)),
     }
-}
-
-/// The literal of the texts joined. Each literal is written as serde_json writes its
-/// text, and serde_json escapes each character on its own, so their insides joined are
-/// the joined text's.
-fn joined(texts: Vec<Literal<'_>>) -> Literal<'_> {
-    if texts.len() == 1 {
-        if let Some(only) = texts.into_iter().next() {
-            return only;
-        }
-        return Cow::Borrowed("\"\"");
-    }
-    let mut out = String::from("\"");
-    for t in &texts {
-        out.push_str(t.get(1..t.len().saturating_sub(1)).unwrap_or_default());
-    }
-    out.push('"');
-    Cow::Owned(out)
 }
 
 /// The chat request, member by member in the order serde writes

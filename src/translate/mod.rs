@@ -7,6 +7,7 @@ pub mod bedrock;
 mod chat_request;
 pub mod gemini;
 mod messages_request;
+mod messages_response;
 
 use serde::de::DeserializeOwned;
 use serde_json::json;
