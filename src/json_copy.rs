@@ -115,12 +115,11 @@ pub(crate) fn boolean(b: &[u8], i: usize) -> Option<(bool, usize)> {
 /// The literal of the texts joined. Each literal is written as serde_json writes its
 /// text, and serde_json escapes each character on its own, so their insides joined are
 /// the joined text's.
-pub(crate) fn joined(texts: Vec<Literal<'_>>) -> Literal<'_> {
+pub(crate) fn joined(mut texts: Vec<Literal<'_>>) -> Literal<'_> {
     if texts.len() == 1 {
-        if let Some(only) = texts.into_iter().next() {
+        if let Some(only) = texts.pop() {
             return only;
         }
-        return Cow::Borrowed("\"\"");
     }
     let mut out = String::from("\"");
     for t in &texts {

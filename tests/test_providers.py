@@ -325,6 +325,8 @@ def test_usual_anthropic_answer_reaches_openai_client_as_when_serde_translates_i
         text = json.dumps(answer, ensure_ascii=False).replace(" and / more", " and \\/ more")
         if req.json["model"] == "escaped":
             text = text.replace('"stop_reason"', '"st\\u006fp_reason"')
+        if req.json["model"] == "broken":
+            text = text.replace('"content": [', '"content": null, "x": [')
         return Reply(200, text.encode(), headers={"content-type": "application/json"})
 
     m = MockProvider("anthropic-answer", handle).start()
@@ -345,6 +347,11 @@ def test_usual_anthropic_answer_reaches_openai_client_as_when_serde_translates_i
                     assert gw.wait_metric("llm_gateway_tokens_total", want, model=model, type=kind,
                                           estimated="false") == want
             assert answers["plain"] == answers["escaped"]
+            # An answer neither reader takes (content null) is a 502 in OpenAI's format.
+            body = json.dumps({"model": "broken", "messages": user("hi")}).encode()
+            status, _, raw = request("POST", gw.port, "/v1/chat/completions", body, {"content-type": "application/json"})
+            err = json.loads(raw)
+            assert status == 502 and err["error"]["message"], raw
             got = json.loads(answers["plain"])
             assert got["choices"] == [{"index": 0, "message": {"role": "assistant", "content": LONG_TEXT + " and / more"},
                                        "logprobs": None, "finish_reason": "length"}]
@@ -352,6 +359,41 @@ def test_usual_anthropic_answer_reaches_openai_client_as_when_serde_translates_i
                                     "prompt_tokens_details": {"cached_tokens": 5}}
     finally:
         m.stop()
+
+
+def test_bad_requests_on_the_fast_translation_paths_get_the_serde_errors(gw, an, oa):
+    """Requests the fast translators start reading but must leave to serde (a role neither API has,
+    a value of the wrong type, a repeated key, a lone surrogate, no turn to send) get a 400 in the
+    client's own format, naming the member where serde does, and reach no provider."""
+    def post(path, body, headers):
+        status, _, raw = request("POST", gw.port, path, body.encode(), {"content-type": "application/json", **headers})
+        return status, json.loads(raw)
+
+    openai_cases = [
+        ('{"model":"%s","messages":[{"role":"bot","content":"x"}]}' % CLAUDE, "messages[0].role"),
+        ('{"model":"%s","messages":[{"role":"user","content":"x"}],"temperature":"hot"}' % CLAUDE, "temperature"),
+        ('{"model":"%s","messages":[{"role":"system","content":"only a system prompt"}]}' % CLAUDE, "messages"),
+        ('{"model":"%s","messages":[{"role":"user","content":"\\ud800"}]}' % CLAUDE, None),
+        ('{"model":"%s","messages":[{"role":"user","content":"x","role":"user"}]}' % CLAUDE, None),
+    ]
+    for body, param in openai_cases:
+        status, err = post("/v1/chat/completions", body, {"authorization": "Bearer sk-client"})
+        assert status == 400, (body, err)
+        assert err["error"]["type"] == "invalid_request_error" and err["error"]["message"], (body, err)
+        if param:
+            assert err["error"]["param"] == param, (body, err)
+    anthropic_cases = [
+        '{"model":"%s","max_tokens":5,"messages":[{"role":"system","content":"x"}]}' % GPT,
+        '{"model":"%s","max_tokens":-1,"messages":[{"role":"user","content":"x"}]}' % GPT,
+        '{"model":"%s","max_tokens":5,"messages":[{"role":"user","content":[{"type":"text"}]}],"stream":"yes"}' % GPT,
+        '{"model":"%s","max_tokens":5,"messages":[{"role":"user","content":"x"}],"top_p":1e400}' % GPT,
+    ]
+    for body in anthropic_cases:
+        status, err = post("/v1/messages", body, {"x-api-key": "sk-ant-client", "anthropic-version": "2023-06-01"})
+        assert status == 400, (body, err)
+        assert err["type"] == "error" and err["error"]["type"] == "invalid_request_error", (body, err)
+        assert err["error"]["message"], (body, err)
+    assert an.requests == [] and oa.requests == []
 
 
 def test_large_bodies_are_translated_intact_both_ways(gw, an, oa):
