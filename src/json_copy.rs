@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 
 use crate::json_scan::{skip_value, string_stop};
-use crate::json_walk::null;
+use crate::json_walk::{null, unsigned};
 use crate::wire::text::quoted;
 
 /// A JSON string literal, quotes included, exactly as serde_json writes its value.
@@ -75,14 +75,16 @@ fn serde_writes_u_escape(hex: &[u8]) -> bool {
     }
 }
 
-/// The end of a member's value that the translation drops, read as serde reads it into
-/// a `Value` (which refuses numbers out of range and lone surrogates that a syntax check
+/// The end of a member's value that serde reads into a `Value` — one a translation
+/// drops, or an unknown member a wire type keeps in its `rest` map — read as serde reads
+/// it (a `Value` refuses numbers out of range and lone surrogates that a syntax check
 /// lets through).
 pub(crate) fn dropped(text: &str, i: usize) -> Option<usize> {
     let b = text.as_bytes();
     match b.get(i)? {
         b'"' => string(text, i).map(|(_, end)| end),
         b'n' => null(b, i),
+        b'0'..=b'9' if unsigned(b, i, u64::MAX).is_some() => unsigned(b, i, u64::MAX),
         _ => {
             let end = skip_value(b, i).ok()?;
             serde_json::from_str::<serde_json::Value>(text.get(i..end)?).ok()?;

@@ -20,7 +20,7 @@
 //! the same answer).
 
 use crate::estimate::Str;
-use crate::json_scan::skip_short_string;
+use crate::json_copy::dropped;
 use crate::json_walk::{
     null, object, object_resumed, skip_member, starts_with, string, string_or_null, unsigned, ws,
     JsonStr, KnownKeys,
@@ -288,13 +288,13 @@ pub(crate) fn text_chunk_after<'a>(
         }
         let before = keys.seen_keys();
         match keys.first(key)? {
-            None => skip_member(b, i),
+            None => dropped(data, i),
             Some(0) => {
                 let (s, end) = string(data, i)?;
                 id = Some(s);
                 Some(end)
             }
-            Some(1 | 3) => string_end(b, i),
+            Some(1 | 3) => string_end(data, i),
             Some(2) => unsigned(b, i, u64::MAX),
             Some(CHOICES) => {
                 // A prefix holds no usage: a chunk taken up after it is read for its own.
@@ -306,7 +306,7 @@ pub(crate) fn text_chunk_after<'a>(
                 Some(end)
             }
             Some(USAGE) => null(b, i).or_else(|| {
-                let (u, end) = chat_usage_at(b, i)?;
+                let (u, end) = chat_usage_at(data, i)?;
                 usage = Some(u);
                 Some(end)
             }),
@@ -366,7 +366,7 @@ fn one_choice(data: &str, i: usize) -> Option<(Option<ChoiceRead<'_>>, usize)> {
     let mut keys = KnownKeys::new([b"index", b"delta", b"finish_reason", b"text"]);
     let (mut content, mut finish_reason) = (None, None);
     let end = object(b, i, |key, i| match keys.first(key)? {
-        None => skip_member(b, i),
+        None => dropped(data, i),
         // Choices of another index are not translated: serde tells which.
         Some(0) => unsigned(b, i, 0),
         Some(1) => {
@@ -399,8 +399,8 @@ fn text_delta(data: &str, i: usize) -> Option<(Option<JsonStr<'_>>, usize)> {
     ]);
     let mut content = None;
     let end = object(b, i, |key, i| match keys.first(key)? {
-        None => skip_member(b, i),
-        Some(0) => null(b, i).or_else(|| string_end(b, i)),
+        None => dropped(data, i),
+        Some(0) => null(b, i).or_else(|| string_end(data, i)),
         Some(1) => null(b, i).or_else(|| {
             let (s, end) = string(data, i)?;
             content = Some(s);
@@ -411,11 +411,10 @@ fn text_delta(data: &str, i: usize) -> Option<(Option<JsonStr<'_>>, usize)> {
     Some((content, end))
 }
 
-/// The end of the string at `i` (validated, not decoded).
-fn string_end(b: &[u8], i: usize) -> Option<usize> {
-    (b.get(i) == Some(&b'"'))
-        .then(|| skip_short_string(b, i).ok())
-        .flatten()
+/// The end of the string at `i`, validated as serde reads a `String` (a text with
+/// escapes is decoded for that; one without is only scanned).
+fn string_end(data: &str, i: usize) -> Option<usize> {
+    string(data, i).map(|(_, end)| end)
 }
 
 #[cfg(test)]

@@ -111,8 +111,9 @@ pub(crate) fn openai_usage_at(b: &[u8], i: usize) -> Option<(Usage, usize)> {
 /// [`openai_usage_at`] for the usage of a chat completion chunk as the stream translator
 /// reads it (`wire::openai::ChatUsage`, the same counts without the Responses API
 /// aliases, which it refuses).
-pub(crate) fn chat_usage_at(b: &[u8], i: usize) -> Option<(Usage, usize)> {
-    let (u, end) = fast::usage_object(b, i, false)?;
+pub(crate) fn chat_usage_at(text: &str, i: usize) -> Option<(Usage, usize)> {
+    let kept = |_: &[u8], i| crate::json_copy::dropped(text, i);
+    let (u, end) = fast::usage_object(text.as_bytes(), i, false, &kept)?;
     Some((u.to_usage(), end))
 }
 
@@ -215,13 +216,20 @@ mod fast {
 
     /// OpenAI's `usage` object (`OpenAiUsage`; an alias and its name are one field).
     pub(super) fn openai_usage(b: &[u8], i: usize) -> Option<(OpenAiUsage, usize)> {
-        usage_object(b, i, true)
+        usage_object(b, i, true, &skip_member)
     }
 
-    /// [`openai_usage`], or without `aliases` the usage of a chat completion chunk
+    /// [`openai_usage`], or without `aliases` the usage of a chat completion or chunk
     /// (`wire::openai::ChatUsage`, which has no aliases: an alias is refused, since
-    /// there it would be an unknown member where `OpenAiUsage` reads a count).
-    pub(super) fn usage_object(b: &[u8], i: usize, aliases: bool) -> Option<(OpenAiUsage, usize)> {
+    /// there it would be an unknown member where `OpenAiUsage` reads a count). `skip`
+    /// reads unknown members: as serde skips them for `OpenAiUsage`; as into a `Value`
+    /// for `ChatUsage`, whose details too keep them in `rest` maps.
+    pub(super) fn usage_object(
+        b: &[u8],
+        i: usize,
+        aliases: bool,
+        skip: &dyn Fn(&[u8], usize) -> Option<usize>,
+    ) -> Option<(OpenAiUsage, usize)> {
         let mut u = OpenAiUsage::default();
         let mut seen = [false; 5];
         let end = object(b, i, |key, i| {
@@ -241,7 +249,7 @@ mod fast {
                 | b"output_tokens_details" => return None,
                 _ => {
                     utf8(key)?;
-                    return skip_member(b, i);
+                    return skip(b, i);
                 }
             };
             if std::mem::replace(seen.get_mut(field)?, true) {
@@ -252,13 +260,13 @@ mod fast {
                 1 => count(b, i, &mut u.completion_tokens),
                 2 => count(b, i, &mut u.total_tokens),
                 3 => {
-                    let (d, end) = details(b, i, b"cached_tokens")?;
+                    let (d, end) = details(b, i, b"cached_tokens", skip)?;
                     u.prompt_tokens_details =
                         d.map(|cached_tokens| PromptDetails { cached_tokens });
                     Some(end)
                 }
                 _ => {
-                    let (d, end) = details(b, i, b"reasoning_tokens")?;
+                    let (d, end) = details(b, i, b"reasoning_tokens", skip)?;
                     u.completion_tokens_details =
                         d.map(|reasoning_tokens| CompletionDetails { reasoning_tokens });
                     Some(end)
@@ -303,7 +311,12 @@ mod fast {
     }
 
     /// A details object holding one count named `name`: `None` for `null`.
-    fn details(b: &[u8], i: usize, name: &[u8]) -> Option<(Option<Option<u64>>, usize)> {
+    fn details(
+        b: &[u8],
+        i: usize,
+        name: &[u8],
+        skip: &dyn Fn(&[u8], usize) -> Option<usize>,
+    ) -> Option<(Option<Option<u64>>, usize)> {
         if let Some(end) = null(b, i) {
             return Some((None, end));
         }
@@ -312,7 +325,7 @@ mod fast {
         let end = object(b, i, |key, i| {
             if key != name {
                 utf8(key)?;
-                return skip_member(b, i);
+                return skip(b, i);
             }
             if std::mem::replace(&mut seen, true) {
                 return None;

@@ -681,6 +681,62 @@ def test_responses_api_against_azure_is_unsupported(gw, az):
 
 # =========================================================== Anthropic clients -> OpenAI
 
+def test_usual_openai_answer_reaches_anthropic_client_as_when_serde_translates_it():
+    """An OpenAI chat completion of text is translated without serde (`translate::chat_response`);
+    the same answer with its `finish_reason` key escaped (which only serde reads) must reach the
+    Anthropic client as the same bytes, with the same usage recorded."""
+    answer = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1767225600, "model": "gpt-x",
+              "system_fingerprint": "fp_1", "service_tier": "default",
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": LONG_TEXT + " and / more",
+                                                   "reasoning_content": "mull \"it\" over", "refusal": None,
+                                                   "annotations": []},
+                           "logprobs": None, "finish_reason": "length"}],
+              "usage": {"prompt_tokens": 18, "completion_tokens": 9, "total_tokens": 27,
+                        "prompt_tokens_details": {"cached_tokens": 5, "audio_tokens": 0},
+                        "completion_tokens_details": {"reasoning_tokens": 3, "audio_tokens": 0,
+                                                      "accepted_prediction_tokens": 0,
+                                                      "rejected_prediction_tokens": 0}}}
+
+    def handle(req):
+        text = json.dumps(answer, ensure_ascii=False).replace(" and / more", " and \\/ more")
+        if req.json["model"] == "escaped":
+            text = text.replace('"finish_reason"', '"fin\\u0069sh_reason"')
+        if req.json["model"] == "broken":
+            text = text.replace('"choices": [', '"choices": [], "x": [')
+        return Reply(200, text.encode(), headers={"content-type": "application/json"})
+
+    m = MockProvider("openai-answer", handle).start()
+    cfg = {"providers": [{"name": "gpt", "type": "openai", "cluster": "up", "api_key_env": "OPENAI_API_KEY"}],
+           "models": [{"match": "*", "provider": "gpt"}]}
+    headers = {"content-type": "application/json", "x-api-key": "sk-ant-client", "anthropic-version": "2023-06-01"}
+    try:
+        with Envoy(cfg, {"up": m.port}, env={"OPENAI_API_KEY": OPENAI_KEY}) as gw:
+            answers = {}
+            for model in ("plain", "escaped"):
+                body = json.dumps({"model": model, "max_tokens": 50, "messages": user("hi")}).encode()
+                status, _, raw = request("POST", gw.port, "/v1/messages", body, headers)
+                assert status == 200, raw
+                # The same answer, but for the model each names.
+                answers[model] = raw.replace(b'"model":"%s"' % model.encode(), b'"model":"m"')
+                for kind, want in (("input", 18), ("output", 9), ("cached_input", 5)):
+                    assert gw.wait_metric("llm_gateway_tokens_total", want, model=model, type=kind,
+                                          estimated="false") == want
+            assert answers["plain"] == answers["escaped"]
+            # An answer neither reader takes (no choice) is a 502 in Anthropic's format.
+            body = json.dumps({"model": "broken", "max_tokens": 50, "messages": user("hi")}).encode()
+            status, _, raw = request("POST", gw.port, "/v1/messages", body, headers)
+            err = json.loads(raw)
+            assert status == 502 and err["type"] == "error" and err["error"]["message"], raw
+            got = json.loads(answers["plain"])
+            assert got["content"] == [{"type": "thinking", "thinking": 'mull "it" over', "signature": ""},
+                                      {"type": "text", "text": LONG_TEXT + " and / more"}]
+            assert (got["id"], got["stop_reason"], got["stop_sequence"]) == ("chatcmpl-1", "max_tokens", None)
+            assert got["usage"] == {"input_tokens": 13, "cache_creation_input_tokens": 0,
+                                    "cache_read_input_tokens": 5, "output_tokens": 9}
+    finally:
+        m.stop()
+
+
 def test_usual_messages_request_reaches_openai_as_when_serde_translates_it(gw, oa):
     """An Anthropic request of text turns is translated without serde (`translate::messages_request`);
     the same request with one key escaped (which only serde reads) must reach the provider as the

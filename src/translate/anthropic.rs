@@ -1360,7 +1360,7 @@ fn anthropic_tool_to_openai(tool: &an::Tool, j: usize) -> Result<oa::Tool, Trans
 }
 
 /// OpenAI `finish_reason` -> Anthropic `stop_reason`.
-fn stop_reason_for(finish_reason: &str) -> &'static str {
+pub(super) fn stop_reason_for(finish_reason: &str) -> &'static str {
     match finish_reason {
         "length" => "max_tokens",
         "tool_calls" | "function_call" => "tool_use",
@@ -1443,7 +1443,21 @@ struct MessageRead {
 /// block, `refusal` -> a `text` block with `stop_reason: "refusal"`, `tool_calls` ->
 /// `tool_use` blocks. The returned [`Usage`] is all zero when the upstream reported
 /// none.
+///
+/// The usual answer (a text, no tool calls) is translated without serde
+/// (`chat_response`), to the same bytes; everything else, errors included, here.
 pub fn chat_response_to_messages(
+    body: &[u8],
+    model_for_client: &str,
+) -> Result<(Vec<u8>, Usage), TranslateError> {
+    if let Some(out) = super::chat_response::chat_response_to_messages(body, model_for_client) {
+        return Ok(out);
+    }
+    chat_response_to_messages_serde(body, model_for_client)
+}
+
+/// [`chat_response_to_messages`] with serde alone.
+pub(crate) fn chat_response_to_messages_serde(
     body: &[u8],
     model_for_client: &str,
 ) -> Result<(Vec<u8>, Usage), TranslateError> {
@@ -2391,7 +2405,9 @@ mod tests {
                 .prop_map(str::to_owned),
             1 => select(vec![r#""refusal":"no""#, r#""reasoning_content":"hm""#, r#""role":5"#,
                 r#""tool_calls":[{"index":0,"id":"call_1","function":{"name":"f","arguments":"{}"}}]"#,
-                r#""reasoning":"hm""#, r#""function_call":{"name":"f","arguments":"{}"}"#])
+                r#""reasoning":"hm""#, r#""function_call":{"name":"f","arguments":"{}"}"#,
+                // serde refuses these (`role` is a `String`, `x` goes to a `Value`).
+                r#""role":"\ud800""#, r#""x":-1e400"#])
                 .prop_map(str::to_owned),
         ];
         let delta = prop::collection::vec(delta_member, 0..4)
@@ -2404,7 +2420,7 @@ mod tests {
             2 => select(vec![r#""index":1"#, r#""index":00"#, r#""index":0.0"#,
                 r#""finish_reason":"stop""#, r#""finish_reason":"length""#, r#""delta":null"#,
                 r#""text":"t""#, r#""finish_reason":"tool_calls""#, r#""finish_reason":"\u0073top""#,
-                r#""finish_reason":5"#])
+                r#""finish_reason":5"#, r#""x":[1e400]"#, r#""logprobs":"\ud800""#])
                 .prop_map(str::to_owned),
         ];
         let choice =
@@ -2423,6 +2439,10 @@ mod tests {
                 r#""usage":{"prompt_tokens":1.5}"#,
                 r#""usage":{"prompt_tokens":3,"prompt_tokens":3}"#,
                 r#""usage":{"completion_tokens_details":{"reasoning_tokens":-1}}"#,
+                // Unknown members are kept in `rest` maps: read as into a `Value`.
+                r#""usage":{"prompt_tokens":2,"cost":1e400}"#,
+                r#""usage":{"prompt_tokens_details":{"cached_tokens":1,"audio_tokens":"\ud800"}}"#,
+                r#""usage":{"completion_tokens_details":{"audio_tokens":[1,"\ud83d\ude00",-2.5]}}"#,
             ]),
             8 => select(vec![r#""id":"chatcmpl-1""#, r#""id":"c\u0068at""#, r#""id":"""#,
                 r#""object":"chat.completion.chunk""#, r#""created":1767225600"#, r#""model":"gpt-4o""#,
@@ -2430,7 +2450,8 @@ mod tests {
             1 => select(vec![r#""created":-1"#, r#""created":1.5"#, r#""created":18446744073709551616"#,
                 r#""model":null"#, r#""id":5"#, r#""error":{"message":"boom"}"#,
                 r#""usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}"#, r#""\u0069d":"x""#,
-                r#""type":"response.output_text.delta""#, r#""delta":"d""#, r#""response":{}"#]),
+                r#""type":"response.output_text.delta""#, r#""delta":"d""#, r#""response":{}"#,
+                r#""x":1e400"#, r#""x":{"y":"\ud800"}"#, r#""object":"\ud800""#, r#""model":"a\udc00""#]),
         ]
         .prop_map(str::to_owned);
         (

@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod bedrock;
 mod chat_request;
+mod chat_response;
 pub mod gemini;
 mod messages_request;
 mod messages_response;
