@@ -10,7 +10,8 @@
 use serde::Deserialize;
 
 use crate::estimate::TokenEstimator;
-use crate::json_walk::{object, skip_member, string, unsigned, ws, JsonStr};
+use crate::json_copy::dropped;
+use crate::json_walk::{object, string, unsigned, ws, JsonStr};
 use crate::sse::SseEvent;
 use crate::usage::{AnthropicUsage, Usage};
 
@@ -85,7 +86,8 @@ pub(crate) struct TextDelta<'a> {
 /// delta types, a delta with more than its one text member or with `null` text, members
 /// the serde readers type (`message`, `content_block`, `usage`, `error`, and in the delta
 /// `partial_json`, `signature`, `stop_reason`, `stop_sequence`), an `index` that is not
-/// a `u32`, escaped or repeated keys, invalid JSON.
+/// a `u32`, escaped or repeated keys, invalid JSON. Other members are read as the
+/// translator's `StreamEvent` and `StreamDelta` keep them (as `Value`s in `rest`).
 pub(crate) fn text_delta<'a>(event: &str, data: &'a str) -> Option<TextDelta<'a>> {
     if !(event.is_empty() || event == "content_block_delta") {
         return None;
@@ -108,7 +110,7 @@ pub(crate) fn text_delta<'a>(event: &str, data: &'a str) -> Option<TextDelta<'a>
             Some(end)
         }
         b"type" | b"index" | b"delta" | b"message" | b"content_block" | b"usage" | b"error" => None,
-        _ => skip_member(b, i),
+        _ => dropped(data, i),
     })?;
     (kind && ws(b, end) == b.len()).then_some(())?;
     delta
@@ -141,7 +143,7 @@ fn delta_object(data: &str, i: usize) -> Option<(TextDelta<'_>, usize)> {
         }
         b"type" | b"text" | b"thinking" | b"partial_json" | b"signature" | b"stop_reason"
         | b"stop_sequence" => None,
-        _ => skip_member(b, i),
+        _ => dropped(data, i),
     })?;
     let (k, text) = text?;
     (kind == Some(k)).then_some((TextDelta { kind: k, text }, end))
@@ -444,6 +446,9 @@ pub(crate) mod tests {
             r#""citation":{"a":[1,{}]}"#,
             r#""extra":"x""#,
             r#""\u0074ext":"x""#,
+            // The translator's `StreamDelta` keeps unknown members as `Value`s: refused.
+            r#""citation":[1e400]"#,
+            r#""extra":"\ud800""#,
         ]);
         let delta = (
             kind,
@@ -476,6 +481,8 @@ pub(crate) mod tests {
             r#""\u0074ype":"content_block_delta""#,
             r#""type":"content_block_delta""#,
             r#""delta":{}"#,
+            r#""extra":-1e400"#,
+            r#""extra":{"y":"\udc00"}"#,
         ]);
         let members = (
             kind,
