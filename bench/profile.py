@@ -1,8 +1,8 @@
 """Profile one Envoy variant under load: `perf record -e cpu-clock` on the Envoy process
 while wrk drives it, then the split of CPU samples by shared object (Envoy's stripped
-binary, the kernel, V8's JIT code = the Wasm filter, libc).
+binary, the kernel, V8's JIT code = the Wasm filter, libc, the native module).
 
-    .venv/bin/python bench/profile.py --variant gateway --size 4KB [--stream] [--seconds 8]
+    .venv/bin/python bench/profile.py --variant gateway|native|envoy --size 4KB [--stream] [--seconds 8]
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import run
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--variant", choices=["envoy", "gateway"], default="gateway")
+    ap.add_argument("--variant", choices=["envoy", "gateway", "native"], default="gateway")
     ap.add_argument("--size", default="4KB")
     ap.add_argument("--stream", action="store_true")
     ap.add_argument("--chunked", action="store_true")
@@ -38,8 +38,9 @@ def main():
                               workdir, cpu=run.LOADGEN_CPU))
         if a.wasm:
             run.harness.WASM = Path(a.wasm).resolve()
-        make = run.gateway_config if a.variant == "gateway" else run.plain_config
-        target = run.start_envoy(a.variant, make(admin, port, up, ch), port, admin, workdir, run.PROXY_CPU)
+        make = {"gateway": run.gateway_config, "native": run.native_config, "envoy": run.plain_config}[a.variant]
+        env = run.NATIVE_ENV if a.variant == "native" else None
+        target = run.start_envoy(a.variant, make(admin, port, up, ch), port, admin, workdir, run.PROXY_CPU, env)
         procs.append(target)
         model = "m-chunked" if a.chunked else ("m-stream" if a.stream else "m")
         headers = {"x-bench-upstream": "chunked"} if a.chunked else ({"x-bench-stream": "1"} if a.stream else {})
