@@ -215,6 +215,23 @@ pub(crate) mod tests {
         Ok(Some(fast))
     }
 
+    /// [`as_serde`] for the translation of an answer, which also returns its usage: the
+    /// same bytes and the same usage.
+    pub(crate) fn answer_as_serde<E: std::fmt::Debug>(
+        body: &str,
+        fast: Option<(Vec<u8>, crate::usage::Usage)>,
+        slow: impl Fn() -> Result<(Vec<u8>, crate::usage::Usage), E>,
+    ) -> Result<Option<String>, String> {
+        if let (Some((_, usage)), Ok((_, slow_usage))) = (&fast, slow()) {
+            if *usage != slow_usage {
+                return Err(format!("{body}\nusage {usage:?}, serde's {slow_usage:?}"));
+            }
+        }
+        as_serde(body, fast.map(|(out, _)| out), || {
+            slow().map(|(out, _)| out)
+        })
+    }
+
     /// A text as a JSON literal: plain, with the escapes serde_json writes, or others.
     pub(crate) fn literal() -> impl Strategy<Value = String> {
         let short = select(vec![
@@ -254,6 +271,20 @@ pub(crate) mod tests {
             r#""s""#,
             r#""\ud800""#,
             r#"[1e400]"#,
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    /// A token count: right (`null` too), out of range, or of another type.
+    pub(crate) fn count() -> impl Strategy<Value = String> {
+        select(vec![
+            "0",
+            "7",
+            "18446744073709551615",
+            "null",
+            "18446744073709551616",
+            "-0",
+            "1.5",
         ])
         .prop_map(str::to_owned)
     }

@@ -191,7 +191,9 @@ fn string_or_null<'a>(text: &'a str, i: usize, slot: &mut Option<Literal<'a>>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json_copy::tests::{as_serde, how_many_read, literal, object_of, value};
+    use crate::json_copy::tests::{
+        answer_as_serde, count, how_many_read, literal, object_of, value,
+    };
     use crate::stream_chunk::tests::insert_at;
     use crate::translate::anthropic::chat_response_to_messages_serde;
     use proptest::prelude::*;
@@ -202,16 +204,11 @@ mod tests {
     /// The fast translation, checked against serde's (bytes and usage); `None` when it did
     /// not read.
     fn fast_as_serde(body: &str) -> Result<Option<String>, String> {
-        let fast = chat_response_to_messages(body.as_bytes(), MODEL);
-        let slow = || chat_response_to_messages_serde(body.as_bytes(), MODEL);
-        if let (Some((_, usage)), Ok((_, slow_usage))) = (&fast, slow()) {
-            if *usage != slow_usage {
-                return Err(format!("{body}\nusage {usage:?}, serde's {slow_usage:?}"));
-            }
-        }
-        as_serde(body, fast.map(|(out, _)| out), || {
-            slow().map(|(out, _)| out)
-        })
+        answer_as_serde(
+            body,
+            chat_response_to_messages(body.as_bytes(), MODEL),
+            || chat_response_to_messages_serde(body.as_bytes(), MODEL),
+        )
     }
 
     #[test]
@@ -256,19 +253,6 @@ mod tests {
         ] {
             assert_eq!(fast_as_serde(body).unwrap(), None, "{body}");
         }
-    }
-
-    fn count() -> impl Strategy<Value = String> {
-        select(vec![
-            "0",
-            "7",
-            "18446744073709551615",
-            "null",
-            "18446744073709551616",
-            "-0",
-            "1.5",
-        ])
-        .prop_map(str::to_owned)
     }
 
     fn usage() -> impl Strategy<Value = String> {

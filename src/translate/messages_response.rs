@@ -150,7 +150,9 @@ fn usage_object(text: &str, i: usize, usage: &mut AnthropicUsage) -> Option<usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json_copy::tests::{as_serde, how_many_read, literal, object_of, value};
+    use crate::json_copy::tests::{
+        answer_as_serde, count, how_many_read, literal, object_of, value,
+    };
     use crate::stream_chunk::tests::insert_at;
     use crate::translate::anthropic::messages_response_to_chat_serde;
     use proptest::prelude::*;
@@ -162,16 +164,11 @@ mod tests {
     /// The fast translation, checked against serde's (bytes and usage); `None` when it did
     /// not read.
     fn fast_as_serde(body: &str) -> Result<Option<String>, String> {
-        let fast = messages_response_to_chat(body.as_bytes(), MODEL, CREATED);
-        let slow = || messages_response_to_chat_serde(body.as_bytes(), MODEL, CREATED);
-        if let (Some((_, usage)), Ok((_, slow_usage))) = (&fast, slow()) {
-            if *usage != slow_usage {
-                return Err(format!("{body}\nusage {usage:?}, serde's {slow_usage:?}"));
-            }
-        }
-        as_serde(body, fast.map(|(out, _)| out), || {
-            slow().map(|(out, _)| out)
-        })
+        answer_as_serde(
+            body,
+            messages_response_to_chat(body.as_bytes(), MODEL, CREATED),
+            || messages_response_to_chat_serde(body.as_bytes(), MODEL, CREATED),
+        )
     }
 
     #[test]
@@ -223,19 +220,6 @@ mod tests {
             1 => Just(r#"{"type":"thinking","thinking":"t","signature":"s"}"#.to_string()),
             1 => Just(r#"{"type":"tool_use","id":"t","name":"f","input":{"a":1}}"#.to_string()),
         ]
-    }
-
-    fn count() -> impl Strategy<Value = String> {
-        select(vec![
-            "0",
-            "7",
-            "18446744073709551615",
-            "null",
-            "18446744073709551616",
-            "-0",
-            "1.5",
-        ])
-        .prop_map(str::to_owned)
     }
 
     fn answer() -> impl Strategy<Value = String> {
