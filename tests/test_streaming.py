@@ -273,38 +273,58 @@ def test_fast_and_serde_chunk_readers_translate_to_anthropic_the_same():
         m.stop()
 
 
-class RepeatedMemberMock(ScriptedStreamMock):
+# What the chunk carrying "B" holds besides its text, by the request's model (`<variant>-<i>`):
+# members serde refuses in the chunk types the translator reads (`ChatCompletionChunk`,
+# `ChunkChoice`, `ChunkDelta`), and so drops the chunk.
+ODD_CHUNKS = [
+    # (after the chunk's choices, in its delta)
+    (',"model":"other"', ""),         # a member repeated after `choices`
+    (',"x":1e400', ""),               # an unknown member kept as a `Value`: out of range
+    (',"x":{"y":[-1e400]}', ""),
+    ("", ',"x":"\\ud800"'),           # a lone surrogate in the delta's `rest`
+    ("", ',"role":"\\udc00"'),        # and in a `String`
+]
+
+
+class OddMiddleChunkMock(ScriptedStreamMock):
     """Streams three content chunks with the same members before `choices` (so that the
-    translator's fast reader takes the later ones up at `choices`); the second repeats
-    `model` after its choices, which serde refuses. With model "escaped" every `choices` key
-    is escaped, so that every chunk goes to serde."""
+    translator's fast reader takes the later ones up at `choices`); the second holds
+    `ODD_CHUNKS[i]` for model `<variant>-<i>`. With variant "escaped" every `choices` key is
+    escaped, so that every chunk goes to serde."""
 
     def __init__(self):
-        super().__init__("repeated")
+        super().__init__("odd-middle")
 
     def events(self, model: str) -> list[bytes]:
+        variant, i = model.rsplit("-", 1)
+        tail, delta_extra = ODD_CHUNKS[int(i)]
         head = f'{{"id":"chatcmpl-r","object":"chat.completion.chunk","created":1767225600,"model":"{model}",'
-        key = '"\\u0063hoices"' if model == "escaped" else '"choices"'
+        key = '"\\u0063hoices"' if variant == "escaped" else '"choices"'
         out = []
-        for text, tail in (("A", ""), ("B", ',"model":"other"'), ("C", "")):
-            choices = f'[{{"index":0,"delta":{{"content":"{text}"}},"finish_reason":null}}]'
-            out.append(f"data: {head}{key}:{choices}{tail}}}\n\n".encode())
+        for text, odd in (("A", False), ("B", True), ("C", False)):
+            extra = delta_extra if odd else ""
+            choices = f'[{{"index":0,"delta":{{"content":"{text}"{extra}}},"finish_reason":null}}]'
+            out.append(f"data: {head}{key}:{choices}{tail if odd else ''}}}\n\n".encode())
         return out + [b"data: [DONE]\n\n"]
 
 
-def test_a_chunk_taken_up_at_choices_still_refuses_a_repeated_member():
-    """The translator's fast reader reads a chunk that starts like the last one from its
-    `choices` on, remembering which members the skipped start held: a member repeated after
-    `choices` is refused as serde refuses it, so the chunk carrying "B" is dropped either way."""
-    m = RepeatedMemberMock().start()
+def test_chunks_serde_refuses_are_refused_by_the_fast_reader_too():
+    """The translator's fast reader refuses what serde refuses in a chunk, so the chunk carrying
+    "B" is dropped either way: a member repeated after `choices` (a chunk taken up at
+    `choices` remembers which members its skipped start held), and unknown members that the
+    chunk types keep as `Value`s (a number out of range, a lone surrogate), or a `String`
+    with a lone surrogate."""
+    m = OddMiddleChunkMock().start()
     try:
         with gateway(m) as gw:
-            texts = {}
-            for model in ("plain", "escaped"):
-                events = sse_data(anthropic_stream(gw, model, "Say hello"))
-                texts[model] = "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
-                assert events[-1]["type"] == "message_stop"
-            assert texts == {"plain": "AC", "escaped": "AC"}
+            for i in range(len(ODD_CHUNKS)):
+                texts = {}
+                for variant in ("plain", "escaped"):
+                    events = sse_data(anthropic_stream(gw, f"{variant}-{i}", "Say hello"))
+                    texts[variant] = "".join(e["delta"].get("text", "") for e in events
+                                             if e["type"] == "content_block_delta")
+                    assert events[-1]["type"] == "message_stop"
+                assert texts == {"plain": "AC", "escaped": "AC"}, ODD_CHUNKS[i]
     finally:
         m.stop()
 
@@ -445,6 +465,67 @@ def test_fast_and_serde_anthropic_delta_readers_translate_the_same():
             assert "".join(d.get("reasoning_content", "") for d in deltas) == ANTHROPIC_DELTAS[0][2]
             assert "".join(d.get("content") or "" for d in deltas) == "".join(t for _, _, t in ANTHROPIC_DELTAS[1:])
             assert estimates["plain"] == estimates["escaped"] > 0
+    finally:
+        m.stop()
+
+
+# What the delta event carrying "B" holds besides its text, by the request's model
+# (`<variant>-<i>`): unknown members that the translator's `StreamEvent` and `StreamDelta`
+# keep as `Value`s and serde refuses, so that it drops the event.
+ODD_DELTAS = [
+    # (in the event, in its delta)
+    (',"x":1e400', ""),
+    ("", ',"x":[1,"\\ud800"]'),
+]
+
+
+class OddMiddleDeltaMock(ScriptedStreamMock):
+    """Streams an Anthropic answer of three text deltas; the second holds `ODD_DELTAS[i]` for
+    model `<variant>-<i>`. With variant "escaped" every event's `type` key is escaped, so
+    that every event goes to serde."""
+
+    def __init__(self):
+        super().__init__("odd-delta")
+
+    def events(self, model: str) -> list[bytes]:
+        variant, i = model.rsplit("-", 1)
+        event_extra, delta_extra = ODD_DELTAS[int(i)]
+        kind = '"\\u0074ype"' if variant == "escaped" else '"type"'
+
+        def ev(name: str, rest: str) -> bytes:
+            return f'event: {name}\ndata: {{{kind}:"{name}"{rest}}}\n\n'.encode()
+
+        out = [ev("message_start", ',"message":{"id":"msg_odd","type":"message","role":"assistant",'
+                                   '"model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,'
+                                   '"usage":{"input_tokens":5,"output_tokens":1}}')]
+        for text, odd in (("A", False), ("B", True), ("C", False)):
+            delta = f'{{"type":"text_delta","text":"{text}"{delta_extra if odd else ""}}}'
+            out.append(ev("content_block_delta", f',"index":0,"delta":{delta}{event_extra if odd else ""}'))
+        out.append(ev("message_delta", ',"delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}'))
+        return out + [ev("message_stop", "")]
+
+
+def test_anthropic_deltas_serde_refuses_are_refused_by_the_fast_reader_too():
+    """The fast delta reader refuses the unknown members serde refuses in the translator's
+    event types (a number out of range, a lone surrogate), so the event carrying "B" is
+    dropped whether the fast reader or serde reads the stream."""
+    m = OddMiddleDeltaMock().start()
+    cfg = {"providers": [{"name": "claude", "type": "anthropic", "cluster": "up", "api_key_env": "ANTHROPIC_API_KEY"}],
+           "models": [{"match": "*", "provider": "claude"}]}
+    try:
+        with Envoy(cfg, {"up": m.port}, env={"ANTHROPIC_API_KEY": KEY}) as gw:
+            for i in range(len(ODD_DELTAS)):
+                texts = {}
+                for variant in ("plain", "escaped"):
+                    status, _, got = stream_request(gw.port, chat(model=f"{variant}-{i}"))
+                    assert status == 200
+                    body = b"".join(d for _, d in got).decode()
+                    chunks = [json.loads(line[len("data: "):]) for line in body.split("\n\n")
+                              if line.startswith("data: {")]
+                    texts[variant] = "".join(c["choices"][0]["delta"].get("content") or ""
+                                             for c in chunks if c.get("choices"))
+                    assert body.rstrip().endswith("data: [DONE]"), body
+                assert texts == {"plain": "AC", "escaped": "AC"}, ODD_DELTAS[i]
     finally:
         m.stop()
 
