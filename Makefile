@@ -95,7 +95,7 @@ deploy-configs:
 
 # Benchmarks (not part of `make test`): plain Envoy vs Envoy + llm-gateway vs LiteLLM on
 # 127.0.0.1, alternating variants, plus the criterion micro-benchmarks; writes
-# bench/results.md. About 17 minutes on a 2-core machine. BENCH_ARGS=--quick for a short run.
+# bench/results.md. About 20 minutes on a 2-core machine. BENCH_ARGS=--quick for a short run.
 bench: build venv redis bench-tools
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 

@@ -119,6 +119,8 @@ def main():
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--compare", default="", help="another llm_gateway.wasm to count alongside")
     ap.add_argument("--probes", action="store_true", help="also count the host-call probes")
+    ap.add_argument("--references", action="store_true",
+                    help="also count Envoy's own buffer and json_to_metadata filters (no code of ours)")
     ap.add_argument("--body-kb", type=int, default=4, help="request body size in KiB (default 4)")
     ap.add_argument("--stream", action="store_true",
                     help="streaming requests (\"stream\": true) answered with make bench's 24-event SSE stream")
@@ -168,6 +170,9 @@ def main():
     variants = {"plain Envoy": run.plain_config(0, 0, up_port, ch_port)}
     if not run.ensure_noop():
         variants["Envoy + no-op Wasm filter"] = run.noop_config(0, 0, up_port, ch_port)
+    if a.references:
+        for ref, (label, _, _) in run.REFERENCES.items():
+            variants[label] = run.reference_config(ref, 0, 0, up_port, ch_port)
     # Envoy runs ~50× slower under callgrind: give the rate limit service time to answer.
     gw = {"quota": quota, "rls": rls, "rls_timeout_ms": 30000}
     variants["Envoy + llm-gateway"] = run.gateway_config(0, 0, up_port, ch_port, **gw)

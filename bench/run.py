@@ -14,6 +14,9 @@ Everything listens on 127.0.0.1. One run starts:
   C. LiteLLM proxy (own venv `.bench-venv-litellm/`), same upstream;
   and, in the 4 KB and chunked-stream scenarios, plain Envoy + a Rust proxy-wasm filter that
   does nothing (`bench/noop-filter`): the floor cost of any Wasm filter;
+  and, in the 4 KB and 1 MB scenarios, plain Envoy + its own json_to_metadata filter reading
+  `model` from the body into dynamic metadata: what Envoy's C++ pays for steps 1 and 2 of the
+  gateway's job alone, as a reference;
 * for the 4 KB scenarios of the gateway's other paths (`--extras`): Anthropic translation
   both ways, streamed and not, and token quotas — local (a second Envoy + llm-gateway with
   consumers and quota rules) and global (a third one, with Redis and the test suite's rate
@@ -74,14 +77,17 @@ CLIENT_KEY = "sk-client"
 QUOTA_LIMIT = 2 ** 32 - 1
 
 SIZES = {"1KB": 1024, "4KB": 4096, "16KB": 16384, "1MB": 1 << 20}
-VARIANTS = ["envoy", "noop", "gateway", "native", "litellm"]
-LABEL = {"envoy": "plain Envoy", "noop": "Envoy + no-op Wasm filter", "gateway": "Envoy + llm-gateway",
+VARIANTS = ["envoy", "noop", "envoy-json", "gateway", "native", "litellm"]
+LABEL = {"envoy": "plain Envoy", "noop": "Envoy + no-op Wasm filter",
+         "envoy-json": "Envoy + json_to_metadata (`model` only)", "gateway": "Envoy + llm-gateway",
          "native": "Envoy + llm-gateway, native module", "litellm": "LiteLLM"}
 NOOP_WASM = ROOT / "target" / "noop-filter" / "wasm32-wasip1" / "release" / "noop_filter.wasm"
 # One request at a time, interleaved over the variants (bench/latency-client): latency @1.
 LATENCY_CLIENT = ROOT / "target" / "latency-client" / "release" / "latency-client"
 # The no-op filter (the floor of any Rust proxy-wasm filter) is measured in these scenarios only.
 NOOP_SCENARIOS = {"4KB", "4KB-stream", "chunked"}
+# Envoy's own json_to_metadata filter (`REFERENCES`) is measured in these.
+REFERENCE_SCENARIOS = {"4KB", "1MB"}
 # 4 KB scenarios of the other paths through the gateway (see `extra_scenarios`).
 EXTRAS = ["anthropic", "anthropic-stream", "messages", "messages-stream", "quota", "quota-global"]
 
@@ -388,6 +394,35 @@ def noop_config(admin: int, port: int, upstream: int, chunked: int) -> dict:
     return cfg
 
 
+# Envoy's own C++ filters doing part of the gateway's job, with no code of ours: what a filter
+# that routes on the request body pays in Envoy before any logic of its own
+# (`instructions.py --references`, and the 4 KB scenarios of `make bench`).
+REFERENCES = {
+    # Holds the request until the whole body is in, as the gateway must before it can route.
+    "buffer": ("Envoy + buffer filter", "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+               {"max_request_bytes": 8388608}),
+    # Also parses the body as JSON and puts its `model` into dynamic metadata, where a route
+    # or a rate limit descriptor could use it: steps 1 and 2 of the gateway's job, without
+    # aliases, rewrite, credentials, usage or metrics.
+    "json_to_metadata": ("Envoy + json_to_metadata (model)",
+                         "type.googleapis.com/envoy.extensions.filters.http.json_to_metadata.v3.JsonToMetadata",
+                         {"request_rules": {"rules": [{
+                             "selectors": [{"key": "model"}],
+                             "on_present": {"metadata_namespace": "llm", "key": "model", "type": "STRING"},
+                             "on_missing": {"metadata_namespace": "llm", "key": "model",
+                                            "value": {"string_value": "none"}}}]}}),
+}
+
+
+def reference_config(name: str, admin: int, port: int, upstream: int, chunked: int) -> dict:
+    """Plain Envoy plus one of Envoy's own filters (`REFERENCES`) ahead of the router."""
+    _, type_url, conf = REFERENCES[name]
+    cfg = plain_config(admin, port, upstream, chunked)
+    hcm = cfg["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm["http_filters"].insert(0, {"name": f"envoy.filters.http.{name}", "typed_config": {"@type": type_url, **conf}})
+    return cfg
+
+
 def ensure_noop() -> str:
     if NOOP_WASM.exists():
         return ""
@@ -625,6 +660,12 @@ def write_report(path: Path, meta: dict, summary: dict, scenarios: list[dict], v
     w(f"* Each Envoy under test runs with `--concurrency 1` (one worker thread) and, like LiteLLM, is pinned "
       f"to CPU {PROXY_CPU} with `taskset`; wrk (`-t1`) and both upstreams are pinned to CPU {LOADGEN_CPU}, "
       "so the load generator does not compete with the proxy under test (other processes on the machine still can). The no-op Wasm filter is measured in the 4 KB and chunked-stream scenarios only.")
+    if "envoy-json" in variants:
+        w("* `Envoy + json_to_metadata`: plain Envoy with its own C++ `envoy.filters.http.json_to_metadata` filter "
+          "ahead of the router, reading the body's `model` into dynamic metadata (a route or a rate limit "
+          "descriptor could use it) — steps 1 and 2 of the gateway's job without aliases, rewrite, credentials, "
+          "usage or metrics, as a reference for what a body-reading filter costs in Envoy. Measured in the 4 KB "
+          "and 1 MB scenarios.")
     w(f"* Per scenario and round: wrk with {meta['connections']} connections for {meta['seconds']} s "
       f"per variant (throughput, latency under load, CPU), {meta['rounds']} rounds, order "
       f"{' → '.join(LABEL[v] for v in variants)} in each scenario of each round; a short warm-up precedes "
@@ -762,11 +803,15 @@ def goal_rows(s, row, probes: dict, meta: dict, v: str, build: str):
     # The no-op Wasm filter's figures belong beside the Wasm build's.
     wasm = v == "gateway"
     g, e, n = s("4KB", v), s("4KB", "envoy"), wasm and s("4KB", "noop")
+    j = s("4KB", "envoy-json")
     if g and e:
         r = g["rps"] / e["rps"]
         cpu = g["cpu_ms"] / e["cpu_ms"]
         floor = (f"; no-op Wasm filter: {n['rps'] / e['rps']:.2f}× throughput, {n['cpu_ms'] / e['cpu_ms']:.2f}× CPU"
                  if n else "")
+        if j:
+            floor += (f"; Envoy's json_to_metadata reading `model` alone: {j['rps'] / e['rps']:.2f}× throughput, "
+                      f"{j['cpu_ms'] / e['cpu_ms']:.2f}× CPU")
         # On a shared machine req/s at a fixed connection count may not be proxy-bound: the
         # goal counts as met only if the capacity ratio (plain CPU/request over ours) is too.
         row("4 KB chat, non-streaming: throughput" + build, "≥ 0.95× plain Envoy",
@@ -775,10 +820,12 @@ def goal_rows(s, row, probes: dict, meta: dict, v: str, build: str):
         add = g["p50_1_us"] - e["p50_1_us"]
         nadd = f"; no-op Wasm filter {n['p50_1_us'] - e['p50_1_us']:.0f} µs" if n else ""
         row("4 KB chat, non-streaming: added p50" + build, "≤ 50 µs", f"{add:.0f} µs (one request at a time{nadd})", add <= 50)
-    g, e = s("1MB", v), s("1MB", "envoy")
+    g, e, j = s("1MB", v), s("1MB", "envoy"), s("1MB", "envoy-json")
     if g and e:
         add = (g["p50_1_us"] - e["p50_1_us"]) / 1000
-        row("1 MB request: added latency (p50)" + build, "≤ 2 ms", f"{add:.2f} ms (one request at a time)", add <= 2)
+        ref = f"; Envoy's json_to_metadata reading `model` alone {(j['p50_1_us'] - e['p50_1_us']) / 1000:.2f} ms" if j else ""
+        row("1 MB request: added latency (p50)" + build, "≤ 2 ms", f"{add:.2f} ms (one request at a time{ref})",
+            add <= 2)
     gs, es = s("1MB-stream", v), s("1MB-stream", "envoy")
     if gs and es:
         add = (gs["p50_1_us"] - es["p50_1_us"]) / 1000
@@ -989,7 +1036,8 @@ def main():
 
     up_port, up_admin, ch_port = free_port(), free_port(), free_port()
     ports = {v: free_port() for v in VARIANTS + ["gateway-quota", "gateway-global"]}
-    admins = {v: free_port() for v in ["envoy", "gateway", "native", "noop", "gateway-quota", "gateway-global"]}
+    admins = {v: free_port() for v in ["envoy", "gateway", "native", "noop", "envoy-json", "gateway-quota",
+                                        "gateway-global"]}
     extras = [e for e in a.extras.split(",") if e]
     procs: dict[str, Proc] = {}
     litellm_note = ""
@@ -1032,6 +1080,11 @@ def main():
             procs["noop"] = start_envoy("noop", noop_config(admins["noop"], ports["noop"], up_port, ch_port),
                                         ports["noop"], admins["noop"], workdir, PROXY_CPU)
             variants.insert(1, "noop")
+        procs["envoy-json"] = start_envoy(
+            "envoy-json", reference_config("json_to_metadata", admins["envoy-json"], ports["envoy-json"], up_port,
+                                           ch_port),
+            ports["envoy-json"], admins["envoy-json"], workdir, PROXY_CPU)
+        variants.insert(variants.index("gateway"), "envoy-json")
         if a.no_litellm:
             litellm_note = "skipped with --no-litellm"
         else:
@@ -1053,6 +1106,7 @@ def main():
             f"taskset -c {LOADGEN_CPU} python3 bench/chunked_upstream.py --port PORT --events 20 --gap-ms 1",
             f"taskset -c {PROXY_CPU} .venv/bin/envoy -c plain.json --concurrency 1 --disable-hot-restart -l warning",
             f"taskset -c {PROXY_CPU} .venv/bin/envoy -c noop.json --concurrency 1 --disable-hot-restart -l warning",
+            f"taskset -c {PROXY_CPU} .venv/bin/envoy -c envoy-json.json --concurrency 1 --disable-hot-restart -l warning",
             f"taskset -c {PROXY_CPU} .venv/bin/envoy -c gateway.json --concurrency 1 --disable-hot-restart -l warning",
             f"ENVOY_DYNAMIC_MODULES_SEARCH_PATH=target/native/release taskset -c {PROXY_CPU} "
             ".venv/bin/envoy -c native.json --concurrency 1 --disable-hot-restart -l warning",
@@ -1082,6 +1136,7 @@ def main():
         def runs(sc):
             # The native module runs the scenarios without quotas (one Envoy).
             return [v for v in variants if (v != "noop" or sc["name"] in NOOP_SCENARIOS)
+                    and (v != "envoy-json" or sc["name"] in REFERENCE_SCENARIOS)
                     and (v != "litellm" or sc.get("litellm", True))
                     and (v != "native" or "gateway" not in sc)]
 
@@ -1091,7 +1146,7 @@ def main():
 
         def headers_for(v, sc):
             h = dict(sc["headers"])
-            if v in ("envoy", "noop"):
+            if v in ("envoy", "noop", "envoy-json"):
                 h.update(sc.get("plain_headers", {}))
             h["Authorization"] = f"Bearer {key}" if v == "litellm" else f"Bearer {CLIENT_KEY}"
             return h
@@ -1144,7 +1199,8 @@ def main():
             probe_file.write_bytes(chat_body(1024, "m-chunked", True))
             got = interleaved([(v, ports[v], "/v1/chat/completions",
                                 {**headers_for(v, chunked[0]), "x-bench-upstream": "chunked",
-                                 "x-bench-first-gap-ms": str(meta["probe_gap_ms"])}) for v in variants],
+                                 "x-bench-first-gap-ms": str(meta["probe_gap_ms"])})
+                               for v in variants if v != "envoy-json"],
                               probe_file, requests=meta["probe_n"], warmup=2, first_event=True)
             probes = {v: {"ttfb_ms": t["first_p50_us"] / 1000, "ttfb_p90_ms": t["first_p90_us"] / 1000,
                           "total_ms": t["p50_us"] / 1000, "chunks": t["chunks"], "samples": t["samples"]}
