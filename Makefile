@@ -11,7 +11,7 @@ NATIVE_TARGET := target/native
 NATIVE := $(NATIVE_TARGET)/release/libllm_gateway.so
 TARGET := wasm32-wasip1
 
-.PHONY: run test build wasm native setup toolchain venv redis lint unit integration integration-wasm integration-native schema deploy-configs clean bench microbench bench-tools
+.PHONY: run test build wasm native setup toolchain venv redis lint unit unit-wasm integration integration-wasm integration-native schema deploy-configs clean bench microbench bench-tools
 
 run: wasm venv
 	@echo "llm-gateway: http://127.0.0.1:10000/v1  (admin/metrics: http://127.0.0.1:9901/stats/prometheus)"
@@ -68,10 +68,17 @@ lint: toolchain
 	for c in noop-filter probe-filter latency-client; do cargo fmt --manifest-path bench/$$c/Cargo.toml -- --check || exit 1; done
 	cargo clippy --release --all-targets --manifest-path bench/latency-client/Cargo.toml --target-dir target/latency-client -- -D warnings
 
-unit:
+unit: unit-wasm
 	cargo test
 	cargo test --features schema --test config_schema
 	cargo test --release --quiet --manifest-path bench/latency-client/Cargo.toml --target-dir target/latency-client
+
+# The same unit and property tests compiled for the target the filter ships as
+# (wasm32-wasip1 with simd128) and run in Wasmtime (tests/wasm_runner.py): they cover the
+# Wasm-only code (the SIMD string scan) and 32-bit `usize` arithmetic, which the native
+# run above cannot.
+unit-wasm: toolchain venv
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(VENV)/bin/python tests/wasm_runner.py" cargo test --target $(TARGET) --lib
 
 # Regenerates schema/config.schema.json from the config types in src/config.rs
 # (`unit` fails while the committed file is out of date).

@@ -2498,7 +2498,9 @@ mod tests {
         use proptest::strategy::ValueTree;
         let mut runner = proptest::test_runner::TestRunner::deterministic();
         let (mut read, mut finish, mut usage) = (0, 0, 0);
-        for _ in 0..1000 {
+        // 2,000 draws: the deterministic draws differ between targets (32-bit `usize` on
+        // wasm32), and a smaller sample left the counts near the bounds on one of them.
+        for _ in 0..2000 {
             let data = openai_chunk().new_tree(&mut runner).unwrap().current();
             if let Some(c) = crate::stream_chunk::text_chunk(&data) {
                 read += 1;
@@ -2507,8 +2509,8 @@ mod tests {
             }
         }
         assert!(
-            read > 200 && finish > 20 && usage > 20,
-            "{read} of 1000 read without serde, {finish} with a finish reason, {usage} with usage"
+            read > 400 && finish > 30 && usage > 30,
+            "{read} of 2000 read without serde, {finish} with a finish reason, {usage} with usage"
         );
     }
 
