@@ -73,12 +73,12 @@ unit: unit-wasm
 	cargo test --features schema --test config_schema
 	cargo test --release --quiet --manifest-path bench/latency-client/Cargo.toml --target-dir target/latency-client
 
-# The same unit and property tests compiled for the target the filter ships as
+# The same unit, property and golden tests compiled for the target the filter ships as
 # (wasm32-wasip1 with simd128) and run in Wasmtime (tests/wasm_runner.py): they cover the
 # Wasm-only code (the SIMD string scan) and 32-bit `usize` arithmetic, which the native
 # run above cannot.
 unit-wasm: toolchain venv
-	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(VENV)/bin/python tests/wasm_runner.py" cargo test --target $(TARGET) --lib
+	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(VENV)/bin/python tests/wasm_runner.py" cargo test --target $(TARGET) --tests
 
 # Regenerates schema/config.schema.json from the config types in src/config.rs
 # (`unit` fails while the committed file is out of date).

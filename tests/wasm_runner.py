@@ -1,12 +1,12 @@
 """Cargo's runner for wasm32-wasip1 test binaries: runs one in Wasmtime with WASI.
 
-`make unit-wasm` runs the unit tests compiled for the target the filter ships as
+`make unit-wasm` runs the unit and golden tests compiled for the target the filter ships as
 (wasm32-wasip1 with `simd128`), so that the Wasm-only code paths — the SIMD string scan of
 src/json_scan.rs above all — and 32-bit `usize` arithmetic are held to the same tests and
 property tests as the native build. Usage (set by the Makefile):
 
     CARGO_TARGET_WASM32_WASIP1_RUNNER=".venv/bin/python tests/wasm_runner.py" \
-        cargo test --target wasm32-wasip1 --lib
+        cargo test --target wasm32-wasip1 --tests
 """
 from __future__ import annotations
 
@@ -36,9 +36,10 @@ def main() -> int:
     wasi.inherit_env()
     wasi.inherit_stdout()
     wasi.inherit_stderr()
-    # The crate's directory, for tests that read files relative to it (and proptest's
-    # regression files).
+    # The crate's directory (cargo runs tests in it), under its own path too: the golden
+    # tests read files by `CARGO_MANIFEST_DIR`, proptest its regression files relatively.
     wasi.preopen_dir(os.getcwd(), ".")
+    wasi.preopen_dir(os.getcwd(), os.getcwd())
     store.set_wasi(wasi)
     instance = linker.instantiate(store, module)
     start = instance.exports(store)["_start"]
