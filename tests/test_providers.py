@@ -309,6 +309,21 @@ def test_usual_chat_request_reaches_anthropic_as_when_serde_translates_it(gw, an
     assert b'"temperature":1.0' in sent
 
 
+def answer_provider(name: str, answer: dict, escaped: tuple[str, str], broken: tuple[str, str]) -> MockProvider:
+    """A started provider answering `answer` as JSON, its " and / more" written " and \\/ more"
+    (an escape serde_json does not write, so the fast paths must write the text again). For
+    model `escaped` the answer has `escaped[0]` replaced by `escaped[1]` (a key only serde reads),
+    for model `broken` `broken[0]` by `broken[1]` (an answer neither reader takes)."""
+    def handle(req):
+        text = json.dumps(answer, ensure_ascii=False).replace(" and / more", " and \\/ more")
+        swap = {"escaped": escaped, "broken": broken}.get(req.json["model"])
+        if swap:
+            text = text.replace(*swap)
+        return Reply(200, text.encode(), headers={"content-type": "application/json"})
+
+    return MockProvider(name, handle).start()
+
+
 def test_usual_anthropic_answer_reaches_openai_client_as_when_serde_translates_it():
     """An Anthropic answer of text blocks is translated without serde (`translate::messages_response`);
     the same answer with its `stop_reason` key escaped (which only serde reads) must reach the
@@ -321,15 +336,8 @@ def test_usual_anthropic_answer_reaches_openai_client_as_when_serde_translates_i
                         "output_tokens": 9, "cache_creation": {"ephemeral_5m_input_tokens": 2},
                         "service_tier": "standard"}}
 
-    def handle(req):
-        text = json.dumps(answer, ensure_ascii=False).replace(" and / more", " and \\/ more")
-        if req.json["model"] == "escaped":
-            text = text.replace('"stop_reason"', '"st\\u006fp_reason"')
-        if req.json["model"] == "broken":
-            text = text.replace('"content": [', '"content": null, "x": [')
-        return Reply(200, text.encode(), headers={"content-type": "application/json"})
-
-    m = MockProvider("anthropic-answer", handle).start()
+    m = answer_provider("anthropic-answer", answer, escaped=('"stop_reason"', '"st\\u006fp_reason"'),
+                        broken=('"content": [', '"content": null, "x": ['))
     cfg = {"providers": [{"name": "claude", "type": "anthropic", "cluster": "up", "api_key_env": "ANTHROPIC_API_KEY"}],
            "models": [{"match": "*", "provider": "claude"}]}
     try:
@@ -697,15 +705,8 @@ def test_usual_openai_answer_reaches_anthropic_client_as_when_serde_translates_i
                                                       "accepted_prediction_tokens": 0,
                                                       "rejected_prediction_tokens": 0}}}
 
-    def handle(req):
-        text = json.dumps(answer, ensure_ascii=False).replace(" and / more", " and \\/ more")
-        if req.json["model"] == "escaped":
-            text = text.replace('"finish_reason"', '"fin\\u0069sh_reason"')
-        if req.json["model"] == "broken":
-            text = text.replace('"choices": [', '"choices": [], "x": [')
-        return Reply(200, text.encode(), headers={"content-type": "application/json"})
-
-    m = MockProvider("openai-answer", handle).start()
+    m = answer_provider("openai-answer", answer, escaped=('"finish_reason"', '"fin\\u0069sh_reason"'),
+                        broken=('"choices": [', '"choices": [], "x": ['))
     cfg = {"providers": [{"name": "gpt", "type": "openai", "cluster": "up", "api_key_env": "OPENAI_API_KEY"}],
            "models": [{"match": "*", "provider": "gpt"}]}
     headers = {"content-type": "application/json", "x-api-key": "sk-ant-client", "anthropic-version": "2023-06-01"}
