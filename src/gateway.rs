@@ -195,10 +195,7 @@ impl RequestFlow {
 
     pub fn on_request_headers(&mut self, host: &mut dyn BodyHost, end_of_stream: bool) -> Flow {
         self.started_ns = host.now_ns();
-        // Routing headers are ours alone: a client-sent copy never survives.
-        host.remove_request_header(&self.config.cluster_header);
-        host.remove_request_header(&self.config.provider_header);
-        host.remove_request_header(STREAM_HEADER);
+        strip_internal_headers(host, &self.config);
 
         let path = host.request_header(":path").unwrap_or_default();
         if let Some(listing) = ModelsRequest::from_path(&path) {
@@ -961,6 +958,31 @@ impl From<GatewayError> for Rejection {
     }
 }
 
+/// Routing headers are ours alone: a client-sent copy never survives, whatever the
+/// request's path and method, and Envoy routes again without it.
+///
+/// Envoy may have chosen the route before this filter ran, on the client's copy, so the
+/// route cache is cleared when one was removed. The proxy-wasm host clears it on every
+/// request-header removal by itself; the dynamic-module host does not, which let a client
+/// pick any provider cluster on paths the gateway does not handle. Doing it here, in the
+/// shared flow, keeps every host glue honest.
+fn strip_internal_headers(host: &mut dyn BodyHost, config: &Config) {
+    let mut removed = false;
+    for name in [
+        config.cluster_header.as_str(),
+        config.provider_header.as_str(),
+        STREAM_HEADER,
+    ] {
+        if host.request_header(name).is_some() {
+            host.remove_request_header(name);
+            removed = true;
+        }
+    }
+    if removed {
+        host.clear_route_cache();
+    }
+}
+
 fn set_upstream_headers(
     host: &mut dyn BodyHost,
     config: &Config,
@@ -1070,7 +1092,8 @@ mod tests {
             br#"{"model":"llama-3.1-8b-instant","messages":[]}"#
         );
         assert_eq!(h["content-length"], host.request_body.len().to_string());
-        assert_eq!(host.route_cache_cleared, 1);
+        // Once for the client's routing header, once for the gateway's.
+        assert_eq!(host.route_cache_cleared, 2);
         assert_eq!(host.attributes[attr::MODEL], b"llama-3.1-8b-instant");
         assert_eq!(host.attributes[attr::REQUESTED_MODEL], b"fast");
     }
@@ -1100,8 +1123,53 @@ mod tests {
         assert_eq!(f.on_request_body(&mut host, 0, true), Flow::Continue);
         assert_eq!(host.request_headers["authorization"], "Bearer c");
         assert!(!host.request_headers.contains_key("x-llm-gateway-provider"));
+        // Envoy may have routed on the client's copy already: it must route again.
+        assert_eq!(host.route_cache_cleared, 1);
         f.on_log(&mut host);
         assert!(host.counters.is_empty());
+    }
+
+    #[test]
+    fn every_internal_header_is_stripped_on_every_path_and_method() {
+        let mut config: Value = serde_json::from_str(CONFIG).unwrap();
+        config["cluster_header"] = "x-route-to".into();
+        config["provider_header"] = "x-route-provider".into();
+        let env = |_: &str| Some("k".to_string());
+        let config = Rc::new(Config::parse(config.to_string().as_bytes(), &env).unwrap());
+        for (method, path) in [
+            ("POST", "/v2/whatever"),
+            ("GET", "/anything?x=1"),
+            ("PUT", "/v1/chat/completions/"),
+            ("DELETE", "/v1/models"),
+            ("GET", "/v1/models"),
+            ("GET", "/v1/chat/completions"),
+            ("POST", "/v1/chat/completions"),
+        ] {
+            let mut f = RequestFlow::new(Rc::clone(&config), Rc::default());
+            let mut host = FakeHost::request(
+                method,
+                path,
+                &[
+                    ("x-route-to", "groq"),
+                    ("x-route-provider", "groq"),
+                    ("x-llm-gateway-stream", "true"),
+                    ("x-llm-gateway-cluster", "groq"),
+                ],
+            );
+            f.on_request_headers(&mut host, false);
+            let h = &host.request_headers;
+            assert!(!h.contains_key("x-route-to"), "{method} {path}");
+            assert!(!h.contains_key("x-route-provider"), "{method} {path}");
+            assert!(!h.contains_key("x-llm-gateway-stream"), "{method} {path}");
+            // Not a routing header under this configuration: left to the route table.
+            assert_eq!(h["x-llm-gateway-cluster"], "groq");
+            assert_eq!(host.route_cache_cleared, 1, "{method} {path}");
+        }
+        // Nothing to strip: the route stands.
+        let mut f = RequestFlow::new(Rc::clone(&config), Rc::default());
+        let mut host = FakeHost::request("GET", "/v1/files", &[]);
+        assert_eq!(f.on_request_headers(&mut host, true), Flow::Continue);
+        assert_eq!(host.route_cache_cleared, 0);
     }
 
     #[test]

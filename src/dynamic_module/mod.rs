@@ -351,15 +351,48 @@ fn body_status(flow: Flow) -> BodyStatus {
 /// Envoy's hook contract: live pointers, on the filter's worker thread.
 #[no_mangle]
 pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_request_headers(
-    _envoy: EnvoyFilter,
+    envoy: EnvoyFilter,
     module: *mut c_void,
     end_of_stream: bool,
 ) -> HeadersStatus {
+    if module.is_null() {
+        // This worker could not load the configuration (logged): fail closed, as a Wasm
+        // filter whose VM failed does, rather than let the request through unfiltered
+        // with its client-sent routing headers.
+        // SAFETY: hook contract; Envoy copies headers and body during the call.
+        unsafe { refuse_unconfigured(envoy) };
+        return HEADERS_STOP_ITERATION;
+    }
     // SAFETY: hook contract.
     unsafe {
         with_filter(module, HEADERS_CONTINUE, |flow, host| {
             headers_status(flow.on_request_headers(host, end_of_stream))
         })
+    }
+}
+
+/// A 503 in OpenAI's error format for a request this worker has no filter for.
+///
+/// # Safety
+/// `envoy` is the live filter of the current hook.
+unsafe fn refuse_unconfigured(envoy: EnvoyFilter) {
+    const BODY: &[u8] = br#"{"error":{"message":"the LLM gateway is not configured on this worker","type":"server_error","param":null,"code":"gateway_unavailable"}}"#;
+    let headers = [ModuleHttpHeader {
+        key_ptr: b"content-type".as_ptr(),
+        key_length: b"content-type".len(),
+        value_ptr: b"application/json".as_ptr(),
+        value_length: b"application/json".len(),
+    }];
+    // SAFETY: see above.
+    unsafe {
+        envoy_dynamic_module_callback_http_send_response(
+            envoy,
+            503,
+            headers.as_ptr(),
+            headers.len(),
+            ModuleBuffer::of(BODY),
+            ModuleBuffer::of(b"llm_gateway"),
+        )
     }
 }
 
