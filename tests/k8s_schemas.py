@@ -5,14 +5,15 @@ Three sources of truth, picked by (apiVersion, kind); any other kind is an error
 * Core kinds (Deployment, Service, ConfigMap, Secret, Namespace, ServiceAccount):
   `kubernetes-validate --strict` (its bundled OpenAPI schemas of Kubernetes K8S_VERSION,
   where every object rejects unknown fields).
-* Kinds with a CRD in <repo>/../shared/k8s-crds/ (Istio: WasmPlugin, TrafficExtension,
-  EnvoyFilter, ServiceEntry, DestinationRule, VirtualService, Gateway, …; Envoy Gateway:
-  EnvoyExtensionPolicy): the CRD's openAPIV3Schema turned into JSON Schema, with
+* Kinds with a CRD vendored in tests/k8s/crds/ (Istio: WasmPlugin, TrafficExtension,
+  EnvoyFilter, ServiceEntry, DestinationRule, VirtualService, Gateway; Envoy Gateway:
+  EnvoyExtensionPolicy; the CRDs as published, trimmed to these kinds, source and licence in
+  tests/k8s/crds/README.md): the CRD's openAPIV3Schema turned into JSON Schema, with
   `additionalProperties: false` on every object the CRD does not mark
   `x-kubernetes-preserve-unknown-fields` (what the API server's strict field validation
   does), `nullable` mapped to a null type, and metadata checked as a strict ObjectMeta.
   CEL rules (`x-kubernetes-validations`) are not evaluated.
-* Kinds with no CRD in shared/ (Gateway API: GatewayClass, Gateway, HTTPRoute,
+* Kinds with no CRD vendored (Gateway API: GatewayClass, Gateway, HTTPRoute,
   BackendTLSPolicy; Envoy Gateway: Backend, HTTPRouteFilter, EnvoyProxy, EnvoyPatchPolicy):
   HAND-WRITTEN minimal schemas below. They are not the CRDs and vendor nothing: written
   from the Gateway API v1.4 and Envoy Gateway API references, they list the fields these
@@ -32,8 +33,7 @@ import kubernetes_validate
 import yaml
 from referencing import Registry, Resource
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_CRDS = ROOT.parent / "shared" / "k8s-crds"
+CRD_DIR = Path(__file__).resolve().parent / "k8s" / "crds"
 K8S_VERSION = "1.34"
 K8S_DEFS_ID = "https://kubernetes.io/api/_definitions.json"
 OBJECT_META = {"$ref": K8S_DEFS_ID + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
@@ -108,13 +108,13 @@ def _root_schema(openapi: dict, api_version: str, kind: str) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def crd_schemas() -> dict[tuple[str, str], dict]:
-    """(apiVersion, kind) -> JSON Schema, for every served version of every shared CRD."""
-    if not SHARED_CRDS.is_dir():
+    """(apiVersion, kind) -> JSON Schema, for every served version of every vendored CRD."""
+    if not CRD_DIR.is_dir():
         raise ManifestError(
-            f"CRD definitions not found at {SHARED_CRDS}: the manifest tests need the shared/ "
-            "directory beside the repository (as in CI: <repo>/../shared/k8s-crds/).")
+            f"CRD definitions not found at {CRD_DIR}: the manifest tests read the CRDs vendored "
+            "in the repository under tests/k8s/crds/ (see its README.md).")
     out = {}
-    for path in sorted(SHARED_CRDS.glob("*.yaml")):
+    for path in sorted(CRD_DIR.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
@@ -126,7 +126,7 @@ def crd_schemas() -> dict[tuple[str, str], dict]:
                 out[(api_version, kind)] = _root_schema(
                     version["schema"]["openAPIV3Schema"], api_version, kind)
     if not out:
-        raise ManifestError(f"no CustomResourceDefinitions in {SHARED_CRDS}")
+        raise ManifestError(f"no CustomResourceDefinitions in {CRD_DIR} (tests/k8s/crds/, see its README.md)")
     return out
 
 
@@ -270,7 +270,7 @@ def validate(doc: dict) -> str:
     elif key in crd_schemas():
         schema, source = crd_schemas()[key], "crd"
     else:
-        raise ManifestError(f"{name}: unknown kind {key}: no core schema, no CRD in {SHARED_CRDS}, "
+        raise ManifestError(f"{name}: unknown kind {key}: no core schema, no CRD in {CRD_DIR}, "
                             "no hand-written schema")
     validator = jsonschema.Draft202012Validator(schema, registry=_registry())
     errors = list(validator.iter_errors(doc))

@@ -475,12 +475,16 @@ def test_unknown_kind_fails():
                               "metadata": {"name": "x"}, "spec": {}})
 
 
-def test_missing_shared_crds_fail_loudly(monkeypatch, tmp_path):
-    monkeypatch.setattr(k8s_schemas, "SHARED_CRDS", tmp_path / "nope")
-    k8s_schemas.crd_schemas.cache_clear()
+def test_missing_vendored_crds_fail_loudly(monkeypatch, tmp_path):
+    assert k8s_schemas.CRD_DIR == ROOT / "tests" / "k8s" / "crds"
     try:
-        with pytest.raises(k8s_schemas.ManifestError, match="shared/"):
-            k8s_schemas.crd_schemas()
+        for where, message in ((tmp_path / "nope", "CRD definitions not found at"),
+                               (tmp_path, "no CustomResourceDefinitions in")):
+            monkeypatch.setattr(k8s_schemas, "CRD_DIR", where)
+            k8s_schemas.crd_schemas.cache_clear()
+            with pytest.raises(k8s_schemas.ManifestError, match=message) as e:
+                k8s_schemas.crd_schemas()
+            assert str(where) in str(e.value) and "tests/k8s/crds/" in str(e.value), str(e.value)
     finally:
         monkeypatch.undo()
         k8s_schemas.crd_schemas.cache_clear()
