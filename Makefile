@@ -80,7 +80,7 @@ unit: unit-wasm
 unit-wasm: toolchain venv
 	CARGO_TARGET_WASM32_WASIP1_RUNNER="$(VENV)/bin/python tests/wasm_runner.py" cargo test --target $(TARGET) --tests
 
-# Regenerates schema/config.schema.json from the config types in src/config.rs
+# Regenerates schema/config.schema.json from the config types in src/config/mod.rs and src/providers/config.rs
 # (`unit` fails while the committed file is out of date).
 schema:
 	UPDATE_SCHEMA=1 cargo test --features schema --test config_schema

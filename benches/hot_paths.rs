@@ -10,20 +10,20 @@
 //!   does no work, i.e. the filter's own cost without Envoy's host calls.
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use llm_gateway::api::Api;
 use llm_gateway::config::Config;
-use llm_gateway::dialect::Api;
-use llm_gateway::estimate;
-use llm_gateway::gateway::RequestFlow;
-use llm_gateway::gateway::Worker;
+use llm_gateway::flow::request::{self, Rewrite};
+use llm_gateway::flow::response::{ResponsePlan, ResponseTap};
+use llm_gateway::flow::RequestFlow;
+use llm_gateway::flow::Worker;
 use llm_gateway::host::SharedStore;
 use llm_gateway::host::{BodyHost, Host, MetricKind, PlacedBuf};
 use llm_gateway::quota::local::mem::MemStore;
-use llm_gateway::request::{self, Rewrite};
-use llm_gateway::response::{ResponsePlan, ResponseTap};
-use llm_gateway::sse::SseParser;
-use llm_gateway::stream::OpenAiStreamObserver;
+use llm_gateway::stream::openai::OpenAiStreamObserver;
+use llm_gateway::stream::sse::SseParser;
+use llm_gateway::tokens::estimate;
+use llm_gateway::tokens::usage;
 use llm_gateway::translate::anthropic as tr;
-use llm_gateway::usage;
 use std::cell::RefCell;
 use std::hint::black_box;
 use std::rc::Rc;
@@ -386,7 +386,7 @@ impl Host for NullHost {
     }
     fn set_request_header(&mut self, _: &str, _: &str) {}
     fn remove_request_header(&mut self, _: &str) {}
-    fn edit_request_body(&mut self, body: &[u8], edit: &llm_gateway::request::BodyEdit) {
+    fn edit_request_body(&mut self, body: &[u8], edit: &llm_gateway::host::BodyEdit) {
         black_box(edit.pieces(body));
     }
     fn clear_route_cache(&mut self) {}

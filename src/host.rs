@@ -1,9 +1,60 @@
 //! The few host capabilities the request logic needs. `filter` implements this trait
 //! with proxy-wasm host calls; unit tests implement it with plain data.
 
-pub use crate::copy_placement::PlacedBuf;
+pub use crate::fastjson::placement::PlacedBuf;
 pub use crate::quota::local::SharedStore;
-pub use crate::request::BodyEdit;
+
+/// A rewritten request body, as the fewest bytes to hand to Envoy. Envoy can replace the
+/// first bytes of a buffered body or append to it, so a large body's unchanged end
+/// (`Head`, e.g. `model` first) or start (`Tail`, e.g. `model` after `messages`) is never
+/// copied into or out of the Wasm VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyEdit {
+    /// Replace the first `replace` bytes with `with`; the rest stays.
+    Head { replace: usize, with: Vec<u8> },
+    /// Keep the first `keep` bytes, drop the rest and append `append`.
+    Tail { keep: usize, append: Vec<u8> },
+}
+
+impl BodyEdit {
+    /// The two pieces the edited body is made of: the new bytes, the old ones kept, in order.
+    pub fn pieces<'a>(&'a self, body: &'a [u8]) -> [&'a [u8]; 2] {
+        match self {
+            BodyEdit::Head { replace, with } => [with, body.get(*replace..).unwrap_or_default()],
+            BodyEdit::Tail { keep, append } => [body.get(..*keep).unwrap_or(body), append],
+        }
+    }
+
+    /// Length of the body after the edit.
+    pub fn new_len(&self, old_len: usize) -> usize {
+        match self {
+            BodyEdit::Head { replace, with } => old_len.saturating_sub(*replace) + with.len(),
+            BodyEdit::Tail { keep, append } => (*keep).min(old_len) + append.len(),
+        }
+    }
+
+    /// A replacement of the whole body (what translations produce).
+    pub fn whole(body: Vec<u8>, old_len: usize) -> Self {
+        BodyEdit::Head {
+            replace: old_len,
+            with: body,
+        }
+    }
+
+    /// The new body when the edit replaces all of it.
+    pub fn as_whole(&self, old_len: usize) -> Option<&[u8]> {
+        match self {
+            BodyEdit::Head { replace, with } if *replace >= old_len => Some(with),
+            _ => None,
+        }
+    }
+
+    /// The whole edited body.
+    pub fn apply(&self, body: &[u8]) -> Vec<u8> {
+        let [a, b] = self.pieces(body);
+        [a, b].concat()
+    }
+}
 
 /// Kind of an Envoy metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

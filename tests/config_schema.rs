@@ -1,5 +1,5 @@
 //! `schema/config.schema.json` is generated from the configuration types in
-//! `src/config.rs` (`RawConfig` and what it contains) with `schemars`. This test
+//! `src/config/mod.rs and src/providers/config.rs` (`RawConfig` and what it contains) with `schemars`. This test
 //! regenerates it and fails when the committed file differs, so a new field or provider
 //! type cannot land without its schema.
 //!
@@ -35,7 +35,7 @@ fn committed_schema_matches_the_config_types() {
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         committed == generated,
-        "{} is out of date with src/config.rs: run `make schema` and commit the result",
+        "{} is out of date with src/config/mod.rs and src/providers/config.rs: run `make schema` and commit the result",
         path.display()
     );
 }

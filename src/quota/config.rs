@@ -5,7 +5,7 @@
 
 use super::meter::{CountMode, Meter};
 use super::window::Window;
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 use serde::Deserialize;
 use std::collections::{HashMap, HashSet};
 
@@ -447,7 +447,7 @@ impl Policy {
                     "must be a lowercase HTTP header name",
                 ));
             }
-            if crate::gateway::CLIENT_CREDENTIAL_HEADERS.contains(&h.as_str()) {
+            if crate::api::CLIENT_CREDENTIAL_HEADERS.contains(&h.as_str()) {
                 return Err(err(
                     "identity.header",
                     "must not be a credential header the client sends (use api_key instead)",

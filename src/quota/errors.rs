@@ -1,7 +1,7 @@
 //! The OpenAI-format errors of identification, model access and quotas.
 
 use super::headers::{format_reset, RateLimitInfo};
-use crate::errors::{truncate, GatewayError};
+use crate::api::errors::{truncate, GatewayError};
 
 fn make(status: u32, kind: &'static str, code: &'static str, message: String) -> GatewayError {
     GatewayError {

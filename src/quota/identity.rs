@@ -4,7 +4,7 @@
 use super::config::{Glob, Policy, ANONYMOUS};
 use super::errors;
 use super::proto::{ProtoError, Reader, Value};
-use crate::errors::GatewayError;
+use crate::api::errors::GatewayError;
 use sha2::{Digest, Sha256};
 
 /// Longest consumer name accepted from a header or a JWT claim.

@@ -6,7 +6,7 @@
 use super::local::mem::MemStore;
 use super::local::{self, Admission, Counter, Outcome, SharedStore};
 use super::plan::Plan;
-use crate::usage::Usage;
+use crate::tokens::usage::Usage;
 use std::sync::{Arc, Condvar, Mutex};
 
 type Check = dyn Fn(&MemStore) -> Result<(), String> + Send + Sync;

@@ -27,7 +27,7 @@ use super::headers::RateLimitInfo;
 use super::meter::Meter;
 use super::plan::Plan;
 use super::window::Span;
-use crate::usage::Usage;
+use crate::tokens::usage::Usage;
 
 /// The host refused a write because the value changed since it was read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

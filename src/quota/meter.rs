@@ -1,6 +1,6 @@
 //! What a request costs against a quota: total, input or output tokens, or a weighted sum.
 
-use crate::usage::Usage;
+use crate::tokens::usage::Usage;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

@@ -19,7 +19,6 @@ pub mod headers;
 pub mod identity;
 pub mod local;
 pub mod meter;
-pub mod metrics;
 pub mod outbox;
 pub mod plan;
 pub mod proto;

@@ -35,7 +35,7 @@ use super::headers::RateLimitInfo;
 use super::plan::Plan;
 use super::proto::{self, ProtoError, Reader};
 use super::window::Window;
-use crate::errors::GatewayError;
+use crate::api::errors::GatewayError;
 
 pub const SERVICE: &str = "envoy.service.ratelimit.v3.RateLimitService";
 pub const METHOD: &str = "ShouldRateLimit";

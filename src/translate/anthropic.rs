@@ -13,10 +13,10 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::{parse_json, to_json, TranslateError};
-use crate::json_walk::JsonStr;
-use crate::stream_anthropic::{text_delta, DeltaKind, TextDelta};
-use crate::stream_chunk::{text_chunk_after, TextChunk, TextChunkPrefix};
-use crate::usage::Usage;
+use crate::fastjson::walk::JsonStr;
+use crate::stream::anthropic::{text_delta, DeltaKind, TextDelta};
+use crate::stream::openai_chunk::{text_chunk_after, TextChunk, TextChunkPrefix};
+use crate::tokens::usage::Usage;
 use crate::wire::anthropic as an;
 use crate::wire::openai as oa;
 
@@ -472,7 +472,7 @@ pub(super) fn finish_reason_for(stop_reason: &str) -> &'static str {
 /// Provider-neutral usage from Anthropic usage (whose `input_tokens` excludes cache
 /// reads and writes).
 fn usage_from_anthropic(u: &an::MessagesUsage) -> Usage {
-    crate::usage::AnthropicUsage {
+    crate::tokens::usage::AnthropicUsage {
         input_tokens: u.input_tokens,
         output_tokens: u.output_tokens,
         cache_read_input_tokens: u.cache_read_input_tokens,
@@ -2283,7 +2283,7 @@ mod tests {
         /// An event the fast reader reads translates exactly as when serde reads it,
         /// and so does the rest of the stream.
         #[test]
-        fn text_deltas_translate_as_with_serde((event, data) in crate::stream_anthropic::tests::arb_event()) {
+        fn text_deltas_translate_as_with_serde((event, data) in crate::stream::anthropic::tests::arb_event()) {
             let mut out = [Vec::new(), Vec::new()];
             for (fast, out) in [true, false].into_iter().zip(out.iter_mut()) {
                 let mut t = started_stream();
@@ -2343,7 +2343,7 @@ mod tests {
             format!(r#"{{{head},"choices":[],"usage":{{"input_tokens":1}}}}"#),
         ];
         for e in &serde_only {
-            assert!(crate::stream_chunk::text_chunk(e).is_none(), "{e}");
+            assert!(crate::stream::openai_chunk::text_chunk(e).is_none(), "{e}");
             let events = [events[0].as_str(), e, "[DONE]"];
             assert_eq!(to_messages(&events, true), to_messages(&events, false));
         }
@@ -2351,7 +2351,7 @@ mod tests {
             r#"{"index":1,"delta":{"content":"not for this client"}}"#,
             "",
         );
-        assert!(crate::stream_chunk::text_chunk(&other_choice).is_none());
+        assert!(crate::stream::openai_chunk::text_chunk(&other_choice).is_none());
         let events: Vec<&str> = events.iter().map(String::as_str).collect();
         assert_eq!(
             to_messages(&[events[0], &other_choice], true),
@@ -2359,13 +2359,13 @@ mod tests {
         );
         for e in &events[..6] {
             assert!(
-                crate::stream_chunk::text_chunk(e).is_some(),
+                crate::stream::openai_chunk::text_chunk(e).is_some(),
                 "not read without serde: {e}"
             );
         }
         for e in &events[6..] {
             assert!(
-                crate::stream_chunk::text_chunk(e).is_none(),
+                crate::stream::openai_chunk::text_chunk(e).is_none(),
                 "read without serde: {e}"
             );
         }
@@ -2486,7 +2486,7 @@ mod tests {
         let taken_up = (0..1000)
             .filter(|_| {
                 let (a, b) = openai_chunk_pair().new_tree(&mut runner).unwrap().current();
-                crate::stream_chunk::tests::next_text_chunk_reads_as_alone(&a, &b).unwrap()
+                crate::stream::openai_chunk::tests::next_text_chunk_reads_as_alone(&a, &b).unwrap()
             })
             .count();
         assert!(taken_up > 50, "{taken_up} of 1000 taken up");
@@ -2502,7 +2502,7 @@ mod tests {
         // wasm32), and a smaller sample left the counts near the bounds on one of them.
         for _ in 0..2000 {
             let data = openai_chunk().new_tree(&mut runner).unwrap().current();
-            if let Some(c) = crate::stream_chunk::text_chunk(&data) {
+            if let Some(c) = crate::stream::openai_chunk::text_chunk(&data) {
                 read += 1;
                 finish += usize::from(c.finish_reason.is_some());
                 usage += usize::from(c.usage.is_some());
@@ -2527,10 +2527,10 @@ mod tests {
             junk in prop::sample::select(vec!["", "", "", " ", "\"", "}", ",", "\\", "0"]),
             at in any::<prop::sample::Index>(),
         ) {
-            let b = crate::stream_chunk::tests::insert_at(&b, at, junk);
-            crate::stream_chunk::tests::next_text_chunk_reads_as_alone(&a, &b)?;
+            let b = crate::stream::openai_chunk::tests::insert_at(&b, at, junk);
+            crate::stream::openai_chunk::tests::next_text_chunk_reads_as_alone(&a, &b)?;
             for data in [&a, &b] {
-                crate::stream_chunk::tests::text_chunk_reads_as_content_chunk(data)?;
+                crate::stream::openai_chunk::tests::text_chunk_reads_as_content_chunk(data)?;
             }
             prop_assert_eq!(to_messages(&[&a, &b], true), to_messages(&[&a, &b], false), "{} then {}", a, b);
         }
@@ -2546,7 +2546,7 @@ mod tests {
             junk in prop::sample::select(vec!["", "", "", " ", "\"", "}", ",", "\\", "0"]),
             at in any::<prop::sample::Index>(),
         ) {
-            let b = crate::stream_chunk::tests::insert_at(&b, at, junk);
+            let b = crate::stream::openai_chunk::tests::insert_at(&b, at, junk);
             for events in [[a.as_str(), b.as_str(), "[DONE]"], [a.as_str(), b.as_str(), ""]] {
                 prop_assert_eq!(to_messages(&events, true), to_messages(&events, false), "{} / {}", a, b);
             }

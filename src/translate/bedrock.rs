@@ -5,7 +5,7 @@
 //!   `/model/{modelId}/converse` or `/model/{modelId}/converse-stream`);
 //! * responses: [`converse_response_to_chat`];
 //! * streams: [`ConverseStreamToChat`] over messages of the
-//!   [`EventStreamDecoder`](crate::eventstream::EventStreamDecoder);
+//!   [`EventStreamDecoder`](crate::stream::eventstream::EventStreamDecoder);
 //! * errors: [`bedrock_error_to_openai`].
 //!
 //! Unknown members of the OpenAI request are not forwarded (Bedrock rejects members it
@@ -14,8 +14,8 @@
 use serde_json::{json, Map, Value};
 
 use super::{parse_json, to_json, TranslateError};
-use crate::eventstream::Message as EventMessage;
-use crate::usage::Usage;
+use crate::stream::eventstream::Message as EventMessage;
+use crate::tokens::usage::Usage;
 use crate::wire::bedrock as br;
 use crate::wire::openai as oa;
 
@@ -447,7 +447,7 @@ fn finish_reason_for(stop_reason: &str) -> &'static str {
 /// Provider-neutral usage from Bedrock usage (whose `inputTokens` excludes cache reads
 /// and writes).
 pub fn usage_from_bedrock(u: &br::TokenUsage) -> Usage {
-    crate::usage::AnthropicUsage {
+    crate::tokens::usage::AnthropicUsage {
         input_tokens: u.input_tokens,
         output_tokens: u.output_tokens,
         cache_read_input_tokens: u.cache_read_input_tokens,
@@ -481,7 +481,11 @@ fn arguments_string(input: &Value) -> String {
 
 /// A deterministic completion id for a response body that carries none.
 fn derived_id(body: &[u8]) -> String {
-    let hash = crate::sigv4::sha256_hex(body);
+    use sha2::{Digest, Sha256};
+    let hash: String = Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("chatcmpl-{}", hash.get(..24).unwrap_or(&hash))
 }
 
@@ -697,7 +701,7 @@ fn push_openai_sse<T: serde::Serialize>(out: &mut Vec<u8>, value: &T) {
 }
 
 /// Translates the messages of a ConverseStream body (decoded with
-/// [`EventStreamDecoder`](crate::eventstream::EventStreamDecoder)) into OpenAI
+/// [`EventStreamDecoder`](crate::stream::eventstream::EventStreamDecoder)) into OpenAI
 /// `chat.completion.chunk` SSE events.
 ///
 /// Feed every message to [`on_message`](Self::on_message); call
@@ -719,7 +723,7 @@ pub struct ConverseStreamToChat {
     finish_sent: bool,
     done: bool,
     /// Streamed text (content, tool arguments, reasoning), for an output estimate.
-    estimator: crate::estimate::TokenEstimator,
+    estimator: crate::tokens::estimate::TokenEstimator,
     first_content: bool,
     error: Option<String>,
 }
@@ -752,7 +756,7 @@ impl ConverseStreamToChat {
             tool_blocks: Vec::new(),
             finish_sent: false,
             done: false,
-            estimator: crate::estimate::TokenEstimator::new(),
+            estimator: crate::tokens::estimate::TokenEstimator::new(),
             first_content: false,
             error: None,
         }
@@ -938,7 +942,7 @@ impl ConverseStreamToChat {
     }
 
     /// Reports a framing error of the upstream body (e.g. an
-    /// [`EventStreamError`](crate::eventstream::EventStreamError)) as an error chunk
+    /// [`EventStreamError`](crate::stream::eventstream::EventStreamError)) as an error chunk
     /// and ends the stream. Does nothing once closed.
     pub fn on_decode_error(&mut self, message: &str, out: &mut Vec<u8>) {
         if self.done {
@@ -1032,7 +1036,7 @@ fn parse_event<T: serde::de::DeserializeOwned>(event: &str, payload: &[u8]) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eventstream::{encode_message, EventStreamDecoder, HeaderValue};
+    use crate::stream::eventstream::{encode_message, EventStreamDecoder, HeaderValue};
     use proptest::prelude::*;
 
     fn v(bytes: &[u8]) -> Value {

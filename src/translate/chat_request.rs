@@ -22,12 +22,12 @@
 //! with serde as before, errors included. A property test holds the two to the same
 //! bytes.
 
-use crate::json_copy::{
+use crate::fastjson::copy::{
     boolean, dropped, float, push_list, push_numbers, push_text_parts, put, string, strings,
     Literal,
 };
-use crate::json_walk::{array, null, object, unsigned_value, ws, KnownKeys};
-use crate::wire::text::quoted;
+use crate::fastjson::text::quoted;
+use crate::fastjson::walk::{array, null, object, unsigned_value, ws, KnownKeys};
 
 /// What the translation writes, borrowed from the request where it can be.
 #[derive(Default)]
@@ -163,7 +163,7 @@ fn message<'a>(text: &'a str, i: usize, m: &mut Messages<'a>) -> Option<usize> {
     let end = object(b, i, |key, i| match keys.first(key)? {
         None => dropped(text, i),
         Some(0) => {
-            let end = crate::json_scan::skip_short_string(b, i).ok()?;
+            let end = crate::fastjson::scan::skip_short_string(b, i).ok()?;
             role = Some(match b.get(i..end)? {
                 b"\"system\"" | b"\"developer\"" => "system",
                 b"\"user\"" => "user",
@@ -207,7 +207,7 @@ fn content<'a>(text: &'a str, i: usize, texts: &mut Vec<Literal<'a>>) -> Option<
             let end = object(b, i, |key, i| match keys.first(key)? {
                 None => dropped(text, i),
                 Some(0) => {
-                    let end = crate::json_scan::skip_short_string(b, i).ok()?;
+                    let end = crate::fastjson::scan::skip_short_string(b, i).ok()?;
                     (b.get(i..end)? == b"\"text\"").then_some(end)
                 }
                 Some(1) => {
@@ -293,7 +293,7 @@ fn texts(out: &mut Vec<u8>, texts: &[Literal<'_>]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json_copy::tests::{
+    use crate::fastjson::copy::tests::{
         as_serde, as_serde_also_broken, how_many_read, junk, literal, object_of, request_of, value,
     };
     use crate::translate::anthropic::chat_request_to_messages_serde;

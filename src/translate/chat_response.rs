@@ -13,10 +13,10 @@
 //! errors included. A property test holds the two to the same bytes and usage.
 
 use super::anthropic::stop_reason_for;
-use crate::json_copy::{string, Literal};
-use crate::json_walk::{array, null, object, skip_member, ws, KnownKeys};
-use crate::usage::{chat_usage_at, Usage};
-use crate::wire::text::quoted;
+use crate::fastjson::copy::{string, Literal};
+use crate::fastjson::text::quoted;
+use crate::fastjson::walk::{array, null, object, skip_member, ws, KnownKeys};
+use crate::tokens::usage::{chat_usage_at, Usage};
 
 const KEYS: [&[u8]; 3] = [b"id", b"choices", b"usage"];
 const CHOICE_KEYS: [&[u8]; 2] = [b"message", b"finish_reason"];
@@ -191,7 +191,7 @@ fn string_or_null<'a>(text: &'a str, i: usize, slot: &mut Option<Literal<'a>>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json_copy::tests::{
+    use crate::fastjson::copy::tests::{
         answer_as_serde, as_serde_also_broken, count, how_many_read, junk, literal, object_of,
         value,
     };

@@ -17,8 +17,8 @@
 use serde_json::{json, Map, Value};
 
 use super::{parse_json, to_json, TranslateError};
-use crate::estimate::TokenEstimator;
-use crate::usage::Usage;
+use crate::tokens::estimate::TokenEstimator;
+use crate::tokens::usage::Usage;
 use crate::wire::gemini as gm;
 use crate::wire::openai as oa;
 

@@ -20,12 +20,12 @@
 //! bytes.
 
 use super::anthropic::MaxTokensField;
-use crate::json_copy::{
+use crate::fastjson::copy::{
     boolean, dropped, float, joined, push_list, push_numbers, push_text_parts, put, string,
     strings, Literal,
 };
-use crate::json_walk::{array, null, object, unsigned_value, ws, KnownKeys};
-use crate::wire::text::quoted;
+use crate::fastjson::text::quoted;
+use crate::fastjson::walk::{array, null, object, unsigned_value, ws, KnownKeys};
 
 /// A translated message's content: one text, or several text parts.
 enum Content<'a> {
@@ -176,7 +176,7 @@ fn message(text: &str, i: usize) -> Option<(Option<(&'static str, Content<'_>)>,
     let end = object(b, i, |key, i| match keys.first(key)? {
         None => dropped(text, i),
         Some(0) => {
-            let end = crate::json_scan::skip_short_string(b, i).ok()?;
+            let end = crate::fastjson::scan::skip_short_string(b, i).ok()?;
             role = Some(match b.get(i..end)? {
                 b"\"user\"" => "user",
                 b"\"assistant\"" => "assistant",
@@ -225,7 +225,7 @@ pub(super) fn text_block(text: &str, i: usize) -> Option<(Literal<'_>, usize)> {
     let end = object(b, i, |key, i| match keys.first(key)? {
         None | Some(2) => dropped(text, i),
         Some(0) => {
-            let end = crate::json_scan::skip_short_string(b, i).ok()?;
+            let end = crate::fastjson::scan::skip_short_string(b, i).ok()?;
             (b.get(i..end)? == b"\"text\"").then_some(end)
         }
         Some(1) => {
@@ -306,7 +306,7 @@ fn write(chat: &Chat<'_>, model: &str, field: MaxTokensField, capacity: usize) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json_copy::tests::{
+    use crate::fastjson::copy::tests::{
         as_serde, as_serde_also_broken, how_many_read, junk, literal, object_of, request_of, value,
     };
     use crate::translate::anthropic::messages_request_to_chat_serde;

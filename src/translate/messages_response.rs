@@ -13,10 +13,10 @@
 
 use super::anthropic::finish_reason_for;
 use super::messages_request::text_block;
-use crate::json_copy::{dropped, joined, string};
-use crate::json_walk::{array, null, object, unsigned_value, ws, KnownKeys};
-use crate::usage::{AnthropicUsage, Usage};
-use crate::wire::text::quoted;
+use crate::fastjson::copy::{dropped, joined, string};
+use crate::fastjson::text::quoted;
+use crate::fastjson::walk::{array, null, object, unsigned_value, ws, KnownKeys};
+use crate::tokens::usage::{AnthropicUsage, Usage};
 
 const KEYS: [&[u8]; 8] = [
     b"id",
@@ -63,7 +63,7 @@ pub(crate) fn messages_response_to_chat(
             }
             // `type`: an error is left to serde, which reports it.
             1 => {
-                let (s, end) = crate::json_walk::string(text, i)?;
+                let (s, end) = crate::fastjson::walk::string(text, i)?;
                 (s.text != "error").then_some(end)
             }
             2 | 3 => string(text, i).map(|(_, end)| end),
@@ -76,7 +76,7 @@ pub(crate) fn messages_response_to_chat(
                 if let Some(end) = null(b, i) {
                     return Some(end);
                 }
-                let (s, end) = crate::json_walk::string(text, i)?;
+                let (s, end) = crate::fastjson::walk::string(text, i)?;
                 if k == 5 {
                     finish_reason = Some(finish_reason_for(&s.text));
                 }
@@ -150,7 +150,7 @@ fn usage_object(text: &str, i: usize, usage: &mut AnthropicUsage) -> Option<usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::json_copy::tests::{
+    use crate::fastjson::copy::tests::{
         answer_as_serde, as_serde_also_broken, count, how_many_read, junk, literal, object_of,
         value,
     };

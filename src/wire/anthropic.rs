@@ -43,7 +43,7 @@ pub struct MessagesRequest {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum SystemPrompt {
-    Text(#[serde(serialize_with = "super::text::long")] String),
+    Text(#[serde(serialize_with = "crate::fastjson::text::long")] String),
     Blocks(Vec<ContentBlock>),
 }
 
@@ -60,7 +60,7 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum MessageContent {
-    Text(#[serde(serialize_with = "super::text::long")] String),
+    Text(#[serde(serialize_with = "crate::fastjson::text::long")] String),
     Blocks(Vec<ContentBlock>),
 }
 
@@ -75,7 +75,7 @@ pub struct ContentBlock {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "super::text::long_opt"
+        serialize_with = "crate::fastjson::text::long_opt"
     )]
     pub text: Option<String>,
     /// `image` (and `document`) blocks.
@@ -120,7 +120,7 @@ impl ContentBlock {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum ToolResultContent {
-    Text(#[serde(serialize_with = "super::text::long")] String),
+    Text(#[serde(serialize_with = "crate::fastjson::text::long")] String),
     Blocks(Vec<ContentBlock>),
 }
 

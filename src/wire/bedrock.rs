@@ -48,7 +48,7 @@ pub struct ContentBlock {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "super::text::long_opt"
+        serialize_with = "crate::fastjson::text::long_opt"
     )]
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,7 +138,7 @@ pub struct ToolResultContent {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "super::text::long_opt"
+        serialize_with = "crate::fastjson::text::long_opt"
     )]
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -75,7 +75,7 @@ pub struct Part {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "super::text::long_opt"
+        serialize_with = "crate::fastjson::text::long_opt"
     )]
     pub text: Option<String>,
     /// `true` on a part that is a thought summary (thinking models).

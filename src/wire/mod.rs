@@ -13,7 +13,6 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod gemini;
 pub mod openai;
-pub mod text;
 
 /// Unknown members of a wire object, kept verbatim.
 pub type Rest = serde_json::Map<String, serde_json::Value>;

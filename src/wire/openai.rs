@@ -85,7 +85,7 @@ pub struct ChatMessage {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum MessageContent {
-    Text(#[serde(serialize_with = "super::text::long")] String),
+    Text(#[serde(serialize_with = "crate::fastjson::text::long")] String),
     Parts(Vec<ContentPart>),
 }
 
@@ -97,7 +97,7 @@ pub struct ContentPart {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "super::text::long_opt"
+        serialize_with = "crate::fastjson::text::long_opt"
     )]
     pub text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -228,7 +228,7 @@ pub struct ResponseMessage {
     #[serde(default)]
     pub role: String,
     /// Always serialised: `null` when the message only carries tool calls.
-    #[serde(default, serialize_with = "super::text::long_opt")]
+    #[serde(default, serialize_with = "crate::fastjson::text::long_opt")]
     pub content: Option<String>,
     /// Reasoning text (DeepSeek / vLLM convention, also emitted by this gateway).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,17 +6,17 @@
 //! the client's behalf is the chunk edited — the usage-only event is left out, and the
 //! bytes of an event cut by the chunk boundary go out with the next chunk.
 
-use crate::dialect::Api;
-use crate::errors::GatewayError;
-use crate::eventstream::EventStreamDecoder;
-use crate::sse::{SseEvent, SseParser};
-use crate::stream::{EventVerdict, OpenAiStreamObserver};
-use crate::stream_anthropic::{text_delta, AnthropicStreamObserver};
-use crate::stream_chunk::TextChunk;
+use crate::api::errors::GatewayError;
+use crate::api::Api;
+use crate::stream::anthropic::{text_delta, AnthropicStreamObserver};
+use crate::stream::eventstream::EventStreamDecoder;
+use crate::stream::openai::{EventVerdict, OpenAiStreamObserver};
+use crate::stream::openai_chunk::TextChunk;
+use crate::stream::sse::{SseEvent, SseParser};
+use crate::tokens::usage::{self, Usage};
 use crate::translate::anthropic::{self as tr, ChatToMessagesStream, MessagesToChatStream};
 use crate::translate::bedrock::{self, ConverseStreamToChat};
 use crate::translate::gemini::{self, GeminiStreamToChat};
-use crate::usage::{self, Usage};
 
 /// How the gateway must handle the response body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,7 +274,7 @@ impl ResponseTap {
                 .error_type
                 .as_deref()
                 .map(|t| t.split(':').next().unwrap_or(t).to_string())
-                .or_else(|| crate::errors::upstream_error_type(&j.body)),
+                .or_else(|| crate::api::errors::upstream_error_type(&j.body)),
             ResponseTap::EventStream(s) => s.translator.error().map(str::to_string),
             ResponseTap::Stream(s) => match &s.observer {
                 Observer::OpenAi(o) => o.error().map(str::to_string),

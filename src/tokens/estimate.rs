@@ -62,6 +62,8 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::fastjson::Str;
+
 /// Tokens charged per chat message (role and delimiters) on top of its content.
 pub const TOKENS_PER_MESSAGE: u64 = 4;
 /// Tokens priming the assistant's reply, once per chat request.
@@ -140,7 +142,7 @@ impl Default for TokenEstimator {
 /// (or `bytes.len()`). Eight bytes per step: words are short, so most runs end in the
 /// first or second word of eight.
 fn lowercase_run_end(bytes: &[u8], start: usize) -> usize {
-    use crate::swar::{HIGH, ONES};
+    use crate::fastjson::swar::{HIGH, ONES};
     let not_lowercase = |x: u64| {
         // Per lane, with the top bit cleared first so no addition carries into the next
         // lane: the top bit of `low` is set from b'a' up, that of `high` from b'{' up.
@@ -149,7 +151,7 @@ fn lowercase_run_end(bytes: &[u8], start: usize) -> usize {
         let high = y + ONES * (0x80 - u64::from(b'z' + 1));
         !(low & !high & !x)
     };
-    crate::swar::find(bytes, start, not_lowercase, |b| !b.is_ascii_lowercase())
+    crate::fastjson::swar::find(bytes, start, not_lowercase, |b| !b.is_ascii_lowercase())
 }
 
 fn is_cjk(c: char) -> bool {
@@ -565,59 +567,9 @@ impl<'de, K: Kind> Deserialize<'de> for Tally<K> {
     }
 }
 
-/// A lenient string: anything that is not a string reads as `None` (and is skipped
-/// without failing the enclosing parse). Borrows unless the string has escapes.
-pub(crate) struct Str<'a>(pub(crate) Option<Cow<'a, str>>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Str<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Self::Value, E> {
-                Ok(Str(Some(Cow::Borrowed(s))))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
-                Ok(Str(Some(Cow::Owned(s.to_owned()))))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Str(None))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Str(None))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Str(None))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Str(None))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Str(None))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Str(None))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Str(None))
-            }
-        }
-        d.deserialize_any(V(std::marker::PhantomData))
-    }
-}
-
-impl Str<'_> {
-    fn tokens(&self) -> u64 {
-        self.0.as_deref().map_or(0, estimate_text_tokens)
-    }
-    pub(crate) fn as_str(&self) -> &str {
-        self.0.as_deref().unwrap_or("")
-    }
+/// Tokens of a lenient string (none when it was not a string).
+fn str_tokens(s: &Str<'_>) -> u64 {
+    s.0.as_deref().map_or(0, estimate_text_tokens)
 }
 
 /// A content part: `text`/`input_text`/`output_text`/`refusal`, or an image.
@@ -717,7 +669,7 @@ impl Message<'_> {
     fn tokens(&self) -> u64 {
         let name = self.name.as_ref().map_or(0, |n| {
             if n.0.is_some() {
-                n.tokens().saturating_add(1)
+                str_tokens(n).saturating_add(1)
             } else {
                 0
             }

@@ -1,8 +1,8 @@
 //! Quota metric names and labels, in the `name;label=value` scheme of `crate::metrics`
 //! (each new label needs a `stats_tags` entry, see docs/quotas.md).
 
-use super::identity::Caller;
 use crate::metrics::Label;
+use crate::quota::identity::Caller;
 use std::fmt;
 
 /// Requests a quota rule admitted: `rule`, `consumer`.

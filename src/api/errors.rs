@@ -135,9 +135,9 @@ impl GatewayError {
     }
 
     /// The error body in the client's API format.
-    pub fn body_for(&self, api: crate::dialect::Api) -> Vec<u8> {
+    pub fn body_for(&self, api: crate::api::Api) -> Vec<u8> {
         match api {
-            crate::dialect::Api::Anthropic => self.anthropic_body(),
+            crate::api::Api::Anthropic => self.anthropic_body(),
             // Gemini and Bedrock are never client APIs: their clients speak OpenAI.
             _ => self.body(),
         }
@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn anthropic_format() {
         let e = GatewayError::model_not_found("claude-9");
-        let v: Value = serde_json::from_slice(&e.body_for(crate::dialect::Api::Anthropic)).unwrap();
+        let v: Value = serde_json::from_slice(&e.body_for(crate::api::Api::Anthropic)).unwrap();
         assert_eq!(v["type"], "error");
         assert_eq!(v["error"]["type"], "not_found_error");
         assert!(v["error"]["message"].as_str().unwrap().contains("claude-9"));

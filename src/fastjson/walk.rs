@@ -5,8 +5,8 @@
 
 use std::borrow::Cow;
 
-use crate::estimate::Str;
-use crate::json_scan::{skip_short_string, skip_value};
+use crate::fastjson::scan::{skip_short_string, skip_value};
+use crate::fastjson::Str;
 
 /// Walks the object that starts at `i`, calling `member(key, value_start)` for each
 /// member; `member` returns where the value ends. Keys with escapes are refused (serde

@@ -10,7 +10,9 @@
 //! Rules pointing at an optional provider whose key is unset are dropped at load time,
 //! so resolution falls through to the next rule.
 
-use crate::config::{ModelRule, Provider};
+use crate::config::ModelRule;
+
+use crate::providers::config::Provider;
 use std::borrow::Cow;
 use std::collections::HashMap;
 

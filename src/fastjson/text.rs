@@ -44,7 +44,7 @@ pub fn quoted(text: &str) -> String {
     out.push('"');
     let mut i = 0;
     loop {
-        let stop = crate::json_scan::string_stop(bytes, i);
+        let stop = crate::fastjson::scan::string_stop(bytes, i);
         // `stop` is at an ASCII byte or the end: a char boundary.
         out.push_str(text.get(i..stop).unwrap_or_default());
         let Some(&b) = bytes.get(stop) else { break };

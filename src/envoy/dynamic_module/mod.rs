@@ -14,8 +14,8 @@
 mod abi;
 
 use crate::config::{Config, ConfigError};
-use crate::copy_placement::{self, PAGE};
-use crate::gateway::{Flow, RequestFlow, Worker};
+use crate::fastjson::placement::{self, PAGE};
+use crate::flow::{Flow, RequestFlow, Worker};
 use crate::host::{BodyEdit, BodyHost, Host, MetricKind, PlacedBuf, SharedStore};
 use crate::metrics::FAMILIES;
 use crate::quota::local::CasMismatch;
@@ -746,8 +746,8 @@ impl NativeHost {
         self.drain_body(side);
         let mut written = 0usize;
         for piece in pieces {
-            if piece.len() >= copy_placement::MIN_LEN
-                && copy_placement::slow(written, piece.as_ptr() as usize)
+            if piece.len() >= placement::MIN_LEN
+                && placement::slow(written, piece.as_ptr() as usize)
             {
                 let mut moved = PlacedBuf::for_copy(piece.len(), written + PAGE / 2);
                 moved.extend_from_slice(piece);

@@ -112,7 +112,7 @@ pub(crate) fn openai_usage_at(b: &[u8], i: usize) -> Option<(Usage, usize)> {
 /// reads it (`wire::openai::ChatUsage`, the same counts without the Responses API
 /// aliases, which it refuses).
 pub(crate) fn chat_usage_at(text: &str, i: usize) -> Option<(Usage, usize)> {
-    let kept = |_: &[u8], i| crate::json_copy::dropped(text, i);
+    let kept = |_: &[u8], i| crate::fastjson::copy::dropped(text, i);
     let (u, end) = fast::usage_object(text.as_bytes(), i, false, &kept)?;
     Some((u.to_usage(), end))
 }
@@ -186,7 +186,7 @@ pub fn from_anthropic_json(body: &[u8]) -> Option<Usage> {
 /// and the caller hands the body to serde, so the result is always serde's.
 mod fast {
     use super::{AnthropicUsage, CompletionDetails, OpenAiUsage, PromptDetails};
-    use crate::json_walk::{null, object, skip_member, unsigned_value, ws};
+    use crate::fastjson::walk::{null, object, skip_member, unsigned_value, ws};
 
     /// `Some(usage)` when `body` is one JSON object, as serde reads it (a member `usage`
     /// at most once, read by `read`; `null` or absent is `None`).

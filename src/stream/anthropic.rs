@@ -9,11 +9,11 @@
 
 use serde::Deserialize;
 
-use crate::estimate::TokenEstimator;
-use crate::json_copy::dropped;
-use crate::json_walk::{object, string, unsigned, ws, JsonStr};
-use crate::sse::SseEvent;
-use crate::usage::{AnthropicUsage, Usage};
+use crate::fastjson::copy::dropped;
+use crate::fastjson::walk::{object, string, unsigned, ws, JsonStr};
+use crate::stream::sse::SseEvent;
+use crate::tokens::estimate::TokenEstimator;
+use crate::tokens::usage::{AnthropicUsage, Usage};
 
 #[derive(Debug, Default, Clone)]
 pub struct AnthropicStreamObserver {
@@ -262,7 +262,7 @@ impl AnthropicStreamObserver {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::sse::SseParser;
+    use crate::stream::sse::SseParser;
     use proptest::prelude::*;
     use proptest::sample::select;
 
@@ -554,7 +554,7 @@ pub(crate) mod tests {
         /// with a byte inserted anywhere.
         #[test]
         fn reads_as_serde_does((event, data) in arb_event(), cut in any::<prop::sample::Index>(), junk in select(vec!["", "\"", "}", ",", "\\", " "])) {
-            let mangled = crate::stream_chunk::tests::insert_at(&data, cut, junk);
+            let mangled = crate::stream::openai_chunk::tests::insert_at(&data, cut, junk);
             for data in [data.clone(), mangled] {
                 let ev = SseEvent { event: &event, data: &data, id: None, raw: b"" };
                 prop_assert_eq!(observed(&ev, true), observed(&ev, false), "{} {}", event, data);

@@ -2,8 +2,8 @@
 //! over to `gateway::RequestFlow` through the `Host` traits implemented here.
 
 use crate::config::Config;
-use crate::gateway::{Flow, RequestFlow, Worker};
-use crate::headers::{Change, HeaderSnapshot};
+use crate::envoy::headers::{Change, HeaderSnapshot};
+use crate::flow::{Flow, RequestFlow, Worker};
 use crate::host::{BodyEdit, BodyHost, Host, MetricKind, PlacedBuf, SharedStore};
 use crate::quota::local::CasMismatch;
 use crate::quota::rls;
@@ -97,7 +97,7 @@ impl RootContext for Root {
                     if p.token_endpoint.is_some() {
                         worker
                             .tokens
-                            .insert(i, crate::vertex_token::TokenCache::fetched());
+                            .insert(i, crate::providers::vertex_token::TokenCache::fetched());
                     }
                 }
                 if global || !worker.tokens.is_empty() {
@@ -170,11 +170,11 @@ impl Root {
             let host = endpoint
                 .host
                 .as_deref()
-                .unwrap_or(crate::vertex_token::METADATA_HOST);
+                .unwrap_or(crate::providers::vertex_token::METADATA_HOST);
             let path = endpoint
                 .path
                 .as_deref()
-                .unwrap_or(crate::vertex_token::METADATA_TOKEN_PATH);
+                .unwrap_or(crate::providers::vertex_token::METADATA_TOKEN_PATH);
             let headers = vec![
                 (":method", "GET"),
                 (":path", path),

@@ -3,20 +3,26 @@
 //! Host-free: it talks to Envoy only through the `host` traits, so every branch is
 //! unit-tested natively; `filter` maps proxy-wasm callbacks onto these methods.
 
-use crate::config::{Attribute, Config, Provider, ProviderType};
-use crate::dialect::{self, Api};
-use crate::errors::GatewayError;
-use crate::estimate;
+pub mod models_list;
+pub mod request;
+pub mod response;
+
+use crate::api::errors::GatewayError;
+use crate::api::{Api, Endpoint, CLIENT_CREDENTIAL_HEADERS};
+use crate::config::{Attribute, Config};
 use crate::host::{BodyHost, PlacedBuf};
 use crate::metrics::{Metrics, Outcome, RequestLabels};
+use crate::providers;
+use crate::providers::config::{Provider, ProviderType};
 use crate::quota::errors::Exceeded;
 use crate::quota::local::{self, Admission, Reservation};
 use crate::quota::outbox::Outbox;
 use crate::quota::{self, meter, rls, Caller, Plan, RateLimitInfo, RequestFacts};
-use crate::request::{self, Endpoint};
-use crate::response::{ResponsePlan, ResponseTap, TapMode};
+use crate::tokens::estimate;
+
+use crate::flow::response::{ResponsePlan, ResponseTap, TapMode};
+use crate::tokens::usage::Usage;
 use crate::translate::anthropic as translate;
-use crate::usage::Usage;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -30,9 +36,6 @@ pub enum Flow {
     /// A local reply was sent; stop processing.
     Replied,
 }
-
-/// Client credentials removed before a routed request goes upstream.
-pub const CLIENT_CREDENTIAL_HEADERS: &[&str] = &["authorization", "x-api-key", "api-key"];
 
 /// Set to `true` on routed streaming requests, so routes can tell streams apart (the
 /// shipped demo provider answers them with an event stream). Internal like the routing
@@ -92,7 +95,7 @@ pub struct Worker {
     /// Quota corrections waiting for the root context's next tick.
     pub outbox: Outbox,
     /// Vertex AI token caches by provider index (providers with a `token_endpoint`).
-    pub tokens: std::collections::HashMap<usize, crate::vertex_token::TokenCache>,
+    pub tokens: std::collections::HashMap<usize, crate::providers::vertex_token::TokenCache>,
 }
 
 struct Route {
@@ -298,11 +301,11 @@ impl RequestFlow {
         }
 
         let client_api = Api::of_client(endpoint);
-        let upstream_api = Api::of_provider(provider.kind);
-        let upstream_endpoint = dialect::upstream_endpoint(endpoint, provider)?;
+        let upstream_api = crate::providers::api_of(provider.kind);
+        let upstream_endpoint = providers::upstream_endpoint(endpoint, provider)?;
         let model = resolved.upstream_model.as_ref();
         let mut inject_usage = false;
-        let whole = |b: Vec<u8>| Some(request::BodyEdit::whole(b, body.len()));
+        let whole = |b: Vec<u8>| Some(crate::host::BodyEdit::whole(b, body.len()));
         let edit = match (client_api, upstream_api) {
             (Api::OpenAi, Api::Anthropic) => whole(
                 translate::chat_request_to_messages(body, model, provider.default_max_tokens)
@@ -351,7 +354,7 @@ impl RequestFlow {
         let keep_version = (client_api == Api::Anthropic)
             .then(|| host.request_header("anthropic-version"))
             .flatten();
-        let auth = dialect::auth_headers(provider, keep_version);
+        let auth = providers::auth_headers(provider, keep_version);
         set_upstream_headers(
             host,
             &config,
@@ -386,12 +389,12 @@ impl RequestFlow {
             let authority = host.request_header(":authority").unwrap_or_default();
             let path = host.request_header(":path").unwrap_or_default();
             let (path, query) = path.split_once('?').unwrap_or((path.as_str(), ""));
-            let creds = crate::sigv4::Credentials {
+            let creds = crate::providers::sigv4::Credentials {
                 access_key_id: aws.access_key_id.clone(),
                 secret_access_key: aws.secret_access_key.clone(),
                 session_token: aws.session_token.clone(),
             };
-            let signed = crate::sigv4::sign(
+            let signed = crate::providers::sigv4::sign(
                 "POST",
                 &authority,
                 path,
@@ -401,7 +404,7 @@ impl RequestFlow {
                 &provider.region,
                 "bedrock",
                 &creds,
-                &crate::sigv4::amz_date(host.now_ns() / 1_000_000_000),
+                &crate::providers::sigv4::amz_date(host.now_ns() / 1_000_000_000),
             );
             for (name, value) in &signed.headers {
                 host.set_request_header(name, value);
@@ -574,7 +577,7 @@ impl RequestFlow {
         for c in &plan.charges {
             w.metrics.add(
                 host,
-                format_args!("{}", quota::metrics::allowed(&c.name, caller)),
+                format_args!("{}", crate::metrics::quota::allowed(&c.name, caller)),
                 1,
             );
         }
@@ -583,7 +586,7 @@ impl RequestFlow {
     fn count_quota_error(&mut self, host: &mut dyn BodyHost, reason: &str) {
         self.worker.borrow_mut().metrics.add(
             host,
-            format_args!("{}", quota::metrics::error(reason)),
+            format_args!("{}", crate::metrics::quota::error(reason)),
             1,
         );
     }
@@ -591,7 +594,7 @@ impl RequestFlow {
     fn limited(&mut self, host: &mut dyn BodyHost, caller: &Caller, e: &Exceeded) -> Rejection {
         self.worker.borrow_mut().metrics.add(
             host,
-            format_args!("{}", quota::metrics::limited(&e.rule, caller)),
+            format_args!("{}", crate::metrics::quota::limited(&e.rule, caller)),
             1,
         );
         Rejection(
@@ -815,12 +818,18 @@ impl RequestFlow {
             let mut w = self.worker.borrow_mut();
             w.metrics.add(
                 host,
-                format_args!("{}", quota::metrics::consumer_tokens(&caller, "input")),
+                format_args!(
+                    "{}",
+                    crate::metrics::quota::consumer_tokens(&caller, "input")
+                ),
                 u.input,
             );
             w.metrics.add(
                 host,
-                format_args!("{}", quota::metrics::consumer_tokens(&caller, "output")),
+                format_args!(
+                    "{}",
+                    crate::metrics::quota::consumer_tokens(&caller, "output")
+                ),
                 u.output,
             );
         }
@@ -858,7 +867,10 @@ impl RequestFlow {
         if let Some(cost) = cost {
             self.worker.borrow_mut().metrics.add(
                 host,
-                format_args!("{}", quota::metrics::consumer_tokens(&caller, "charged")),
+                format_args!(
+                    "{}",
+                    crate::metrics::quota::consumer_tokens(&caller, "charged")
+                ),
                 cost,
             );
         }
@@ -867,7 +879,7 @@ impl RequestFlow {
     fn count_quota_error_n(&mut self, host: &mut dyn BodyHost, reason: &str, n: u64) {
         self.worker.borrow_mut().metrics.add(
             host,
-            format_args!("{}", quota::metrics::error(reason)),
+            format_args!("{}", crate::metrics::quota::error(reason)),
             n,
         );
     }
@@ -934,10 +946,10 @@ impl RequestFlow {
                     .iter()
                     .map(|(a, b)| (a.as_str(), b.as_str()))
                     .collect();
-                crate::models_list::models_list(&refs, created)
+                crate::flow::models_list::models_list(&refs, created)
             }
             ModelsRequest::One(id) => match allowed(&id) {
-                Some(owner) => crate::models_list::model_object(&id, &owner, created),
+                Some(owner) => crate::flow::models_list::model_object(&id, &owner, created),
                 None => {
                     let e = GatewayError::model_not_found(&id);
                     return self.reject(host, &e, &[]);
@@ -994,12 +1006,12 @@ fn set_upstream_headers(
 ) {
     host.set_request_header(&config.cluster_header, &provider.cluster);
     host.set_request_header(&config.provider_header, &provider.name);
-    if let Some(authority) = dialect::upstream_host(provider) {
+    if let Some(authority) = providers::upstream_host(provider) {
         host.set_request_header(":authority", &authority);
     }
     let path = host.request_header(":path").unwrap_or_default();
     let query = path.find('?').and_then(|i| path.get(i..)).unwrap_or("");
-    let new_path = dialect::upstream_path(provider, endpoint, upstream_model, query, stream);
+    let new_path = providers::upstream_path(provider, endpoint, upstream_model, query, stream);
     host.set_request_header(":path", &new_path);
     // Vertex AI and Bedrock requests get their `authorization` later in the flow.
     let sets_authorization = matches!(provider.kind, ProviderType::Vertex | ProviderType::Bedrock);

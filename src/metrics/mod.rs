@@ -5,8 +5,10 @@
 //! into a Prometheus label (see `envoy/envoy.yaml` and docs/metrics.md). In `/stats` the
 //! names appear as `wasmcustom.<name>`.
 
+pub mod quota;
+
 use crate::host::{Host, MetricKind};
-use crate::usage::Usage;
+use crate::tokens::usage::Usage;
 use std::collections::HashMap;
 use std::fmt::{self, Write};
 
@@ -91,22 +93,22 @@ pub const FAMILIES: &[Family] = &[
         labels: &["reason"],
     },
     Family {
-        name: crate::quota::metrics::ALLOWED,
+        name: crate::metrics::quota::ALLOWED,
         kind: MetricKind::Counter,
         labels: &["rule", "consumer"],
     },
     Family {
-        name: crate::quota::metrics::LIMITED,
+        name: crate::metrics::quota::LIMITED,
         kind: MetricKind::Counter,
         labels: &["rule", "consumer"],
     },
     Family {
-        name: crate::quota::metrics::CONSUMER_TOKENS,
+        name: crate::metrics::quota::CONSUMER_TOKENS,
         kind: MetricKind::Counter,
         labels: &["consumer", "type"],
     },
     Family {
-        name: crate::quota::metrics::ERRORS,
+        name: crate::metrics::quota::ERRORS,
         kind: MetricKind::Counter,
         labels: &["reason"],
     },
@@ -434,7 +436,7 @@ mod tests {
         for f in FAMILIES {
             for l in f.labels {
                 assert!(
-                    LABELS.contains(l) || crate::quota::metrics::LABELS.contains(l),
+                    LABELS.contains(l) || crate::metrics::quota::LABELS.contains(l),
                     "{l}"
                 );
             }
@@ -468,8 +470,8 @@ mod tests {
 
     #[test]
     fn shipped_envoy_config_tags_every_label() {
-        let yaml = include_str!("../envoy/envoy.yaml");
-        for label in LABELS.iter().chain(crate::quota::metrics::LABELS) {
+        let yaml = include_str!("../../envoy/envoy.yaml");
+        for label in LABELS.iter().chain(crate::metrics::quota::LABELS) {
             let tag = format!("tag_name: {label}, regex: \"(;{label}=([^;]*))\"");
             assert!(
                 yaml.contains(&tag),

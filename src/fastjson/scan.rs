@@ -443,7 +443,7 @@ pub fn string_stop(bytes: &[u8], i: usize) -> usize {
 
 /// [`string_stop`] eight bytes per step with 64-bit arithmetic.
 fn string_stop_swar(bytes: &[u8], i: usize) -> usize {
-    crate::swar::find(bytes, i, swar_stops, |b| {
+    crate::fastjson::swar::find(bytes, i, swar_stops, |b| {
         b == b'"' || b == b'\\' || b < 0x20
     })
 }
@@ -454,7 +454,7 @@ fn string_stop_swar(bytes: &[u8], i: usize) -> usize {
 /// Exact per lane (the top bit is cleared before adding and checked separately, so
 /// nothing carries across lanes).
 fn swar_stops(x: u64) -> u64 {
-    use crate::swar::{HIGH, ONES};
+    use crate::fastjson::swar::{HIGH, ONES};
     let flipped = x ^ (ONES * 0x02);
     let control_or_quote = !((flipped & !HIGH) + ONES * (0x80 - 0x21)) & !flipped;
     let t = x ^ (ONES * u64::from(b'\\'));

@@ -1,7 +1,7 @@
 //! Observer of an OpenAI chat/completions SSE stream (`chat.completion.chunk` and
 //! streamed `text_completion` chunks).
 //!
-//! Feed it every event from [`crate::sse::SseParser`]; it records what the gateway
+//! Feed it every event from [`crate::stream::sse::SseParser`]; it records what the gateway
 //! needs (time to first content, usage, an output estimate, errors, end of stream)
 //! and tells which event is the usage-only chunk that `stream_options.include_usage`
 //! adds, so the filter can drop it when the client did not ask for it.
@@ -15,17 +15,18 @@
 //!
 //! Output tokens are estimated incrementally: every delta's text goes through one
 //! [`TokenEstimator`], so the estimate equals
-//! [`crate::estimate::estimate_text_tokens`] of all streamed text concatenated.
+//! [`crate::tokens::estimate::estimate_text_tokens`] of all streamed text concatenated.
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::fmt;
 
-use crate::estimate::{Str, TokenEstimator};
-use crate::sse::SseEvent;
-use crate::stream_chunk::ContentChunk;
-use crate::usage::{OpenAiUsage, Usage};
+use crate::fastjson::Str;
+use crate::stream::openai_chunk::ContentChunk;
+use crate::stream::sse::SseEvent;
+use crate::tokens::estimate::TokenEstimator;
+use crate::tokens::usage::{OpenAiUsage, Usage};
 
 /// What the filter should do with an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +58,7 @@ pub struct OpenAiStreamObserver {
     error: Option<String>,
     content_chunks: u64,
     /// What the chunks so far have in common before `choices`.
-    prefix: crate::stream_chunk::ChunkPrefix,
+    prefix: crate::stream::openai_chunk::ChunkPrefix,
 }
 
 impl OpenAiStreamObserver {
@@ -72,7 +73,7 @@ impl OpenAiStreamObserver {
     }
 
     /// [`Self::observe`] for an event a stricter reader has already read (`read`, what
-    /// [`crate::stream_chunk::content_chunk`] would answer), so that the OpenAI →
+    /// [`crate::stream::openai_chunk::content_chunk`] would answer), so that the OpenAI →
     /// Anthropic translator and this observer walk the chunk once.
     pub(crate) fn observe_read(
         &mut self,
@@ -93,8 +94,8 @@ impl OpenAiStreamObserver {
             return forward;
         }
         // The usual content chunk without serde; anything else with it.
-        let read =
-            read.or_else(|| crate::stream_chunk::content_chunk_after(data, &mut self.prefix));
+        let read = read
+            .or_else(|| crate::stream::openai_chunk::content_chunk_after(data, &mut self.prefix));
         let parsed = match read {
             Some(read) => Ok(Chunk::of_read(read)),
             None => serde_json::from_str(data),
@@ -192,13 +193,13 @@ impl OpenAiStreamObserver {
         self.output_chars
     }
 
-    /// Estimated tokens of the streamed output text (see [`crate::estimate`]).
+    /// Estimated tokens of the streamed output text (see [`crate::tokens::estimate`]).
     pub fn estimated_output_tokens(&self) -> u64 {
         self.estimator.estimate()
     }
 
     /// The reported usage, or else an estimate (`estimated == true`) from
-    /// `estimated_input` (e.g. [`crate::estimate::estimate_request_input_tokens`] of
+    /// `estimated_input` (e.g. [`crate::tokens::estimate::estimate_request_input_tokens`] of
     /// the request) and the streamed output.
     pub fn usage_or_estimate(&self, estimated_input: u64) -> Usage {
         self.usage.unwrap_or(Usage {
@@ -258,7 +259,7 @@ struct Chunk<'a> {
     delta: Option<&'a RawValue>,
     #[serde(default, borrow)]
     response: Option<ResponseObject<'a>>,
-    /// The usage [`crate::stream_chunk::content_chunk`] read (then `usage` is `None`).
+    /// The usage [`crate::stream::openai_chunk::content_chunk`] read (then `usage` is `None`).
     #[serde(skip)]
     read_usage: Option<Usage>,
 }
@@ -525,7 +526,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Choices<'a> {
 #[cfg(test)]
 mod responses_api_tests {
     use super::*;
-    use crate::sse::SseParser;
+    use crate::stream::sse::SseParser;
 
     #[test]
     fn responses_stream_usage_and_first_content() {
@@ -564,8 +565,8 @@ mod responses_api_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::estimate::estimate_text_tokens;
-    use crate::sse::SseParser;
+    use crate::stream::sse::SseParser;
+    use crate::tokens::estimate::estimate_text_tokens;
     use proptest::prelude::*;
 
     fn ev(data: &str) -> SseEvent<'_> {

@@ -6,9 +6,9 @@
 
 use std::borrow::Cow;
 
-use crate::json_scan::{skip_value, string_stop};
-use crate::json_walk::{null, unsigned};
-use crate::wire::text::quoted;
+use crate::fastjson::scan::{skip_value, string_stop};
+use crate::fastjson::text::quoted;
+use crate::fastjson::walk::{null, unsigned};
 
 /// A JSON string literal, quotes included, exactly as serde_json writes its value.
 pub(crate) type Literal<'a> = Cow<'a, str>;
@@ -141,7 +141,7 @@ pub(crate) fn put<T>(slot: &mut Option<T>, read: Option<(T, usize)>) -> Option<u
 /// An array of strings, and the offset after it.
 pub(crate) fn strings(text: &str, i: usize) -> Option<(Vec<Literal<'_>>, usize)> {
     let mut items = Vec::new();
-    let end = crate::json_walk::array(text.as_bytes(), i, |i| {
+    let end = crate::fastjson::walk::array(text.as_bytes(), i, |i| {
         let (s, end) = string(text, i)?;
         items.push(s);
         Some(end)
@@ -219,8 +219,8 @@ pub(crate) mod tests {
     /// same bytes and the same usage.
     pub(crate) fn answer_as_serde<E: std::fmt::Debug>(
         body: &str,
-        fast: Option<(Vec<u8>, crate::usage::Usage)>,
-        slow: impl Fn() -> Result<(Vec<u8>, crate::usage::Usage), E>,
+        fast: Option<(Vec<u8>, crate::tokens::usage::Usage)>,
+        slow: impl Fn() -> Result<(Vec<u8>, crate::tokens::usage::Usage), E>,
     ) -> Result<Option<String>, String> {
         if let (Some((_, usage)), Ok((_, slow_usage))) = (&fast, slow()) {
             if *usage != slow_usage {
@@ -337,7 +337,7 @@ pub(crate) mod tests {
         junk: &str,
         same: impl Fn(&str) -> Result<T, String>,
     ) -> Result<(), TestCaseError> {
-        let broken = crate::stream_chunk::tests::insert_at(body, cut, junk);
+        let broken = crate::stream::openai_chunk::tests::insert_at(body, cut, junk);
         for body in [body, broken.as_str()] {
             same(body).map_err(TestCaseError::fail)?;
         }

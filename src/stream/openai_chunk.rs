@@ -6,11 +6,11 @@
 //! reads it member by member, decoding every key and skipping every value it does not
 //! need (~5,000 instructions an event natively, ~9,000 in Wasm, the largest cost of a
 //! streamed answer). [`content_chunk`] walks the same bytes once with [`json_scan`]'s
-//! validating skips and collects exactly what [`crate::stream`]'s serde reader would:
+//! validating skips and collects exactly what [`crate::stream::openai`]'s serde reader would:
 //! the number of choices and their text pieces, in the same order.
 //!
 //! The usage chunk that ends a stream (`"choices":[],"usage":{…}`) is read too, its
-//! usage as [`crate::usage::OpenAiUsage`] reads it.
+//! usage as [`crate::tokens::usage::OpenAiUsage`] reads it.
 //!
 //! It accepts only what it can read with certainty and answers `None` for everything
 //! else — a non-null `error`, a usage object it cannot read, Responses API members
@@ -19,14 +19,14 @@
 //! event with serde, so results never differ (a property test holds the two readers to
 //! the same answer).
 
-use crate::estimate::Str;
-use crate::json_copy::dropped;
-use crate::json_walk::{
+use crate::fastjson::copy::dropped;
+use crate::fastjson::walk::{
     null, object, object_resumed, skip_member, starts_with, string, string_or_null, unsigned, ws,
     JsonStr, KnownKeys,
 };
-use crate::stream::Choices;
-use crate::usage::{chat_usage_at, openai_usage_at, Usage};
+use crate::fastjson::Str;
+use crate::stream::openai::Choices;
+use crate::tokens::usage::{chat_usage_at, openai_usage_at, Usage};
 
 /// The start of the last chunk read, through the first byte of its `choices` value:
 /// the members before `choices` (id, object, created, model, system fingerprint), which
@@ -236,7 +236,7 @@ pub(crate) struct TextChunk<'a> {
 /// `finish_reason` is a string or `null` and whose `text` is `null`, a delta whose
 /// `role` and `content` are strings or `null` and whose `reasoning_content`,
 /// `reasoning`, `refusal`, `tool_calls` and `function_call` are `null`; `usage` `null`
-/// or an object of counts ([`crate::usage::chat_usage_at`]), `error` `null`; no
+/// or an object of counts ([`crate::tokens::usage::chat_usage_at`]), `error` `null`; no
 /// Responses API member (`type`, `delta`, `response`). `None` for anything else — an
 /// error, a tool call, refusal or reasoning text, several choices, escaped or repeated
 /// keys, values of another type, invalid JSON — which the translator reads with serde
@@ -420,7 +420,7 @@ fn string_end(data: &str, i: usize) -> Option<usize> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::stream::{serde_reading, Reading};
+    use crate::stream::openai::{serde_reading, Reading};
     use proptest::prelude::*;
     use proptest::sample::select;
     use proptest::strategy::ValueTree;

@@ -1,38 +1,21 @@
-//! Which API each side speaks, and the provider-specific shape of an upstream request:
-//! path, query and authentication headers.
+//! What differs per provider: the API it speaks, the endpoint and path an upstream request
+//! goes to, its host and its authentication headers.
 
-use crate::config::{Provider, ProviderType};
-use crate::errors::GatewayError;
-use crate::request::Endpoint;
+pub mod config;
+pub mod sigv4;
+pub mod vertex_token;
 
-/// A wire API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api {
-    OpenAi,
-    Anthropic,
-    /// Gemini `generateContent` (Google AI Studio and Vertex AI); upstream only.
-    Gemini,
-    /// AWS Bedrock Converse; upstream only.
-    Bedrock,
-}
+use crate::api::errors::GatewayError;
+use crate::api::{Api, Endpoint};
+use crate::providers::config::{Provider, ProviderType};
 
-impl Api {
-    /// The API a client speaks on an endpoint.
-    pub fn of_client(endpoint: Endpoint) -> Api {
-        match endpoint {
-            Endpoint::Messages => Api::Anthropic,
-            _ => Api::OpenAi,
-        }
-    }
-
-    /// The API a provider speaks.
-    pub fn of_provider(kind: ProviderType) -> Api {
-        match kind {
-            ProviderType::Openai | ProviderType::AzureOpenai => Api::OpenAi,
-            ProviderType::Anthropic => Api::Anthropic,
-            ProviderType::Gemini | ProviderType::Vertex => Api::Gemini,
-            ProviderType::Bedrock => Api::Bedrock,
-        }
+/// The API a provider speaks.
+pub fn api_of(kind: ProviderType) -> Api {
+    match kind {
+        ProviderType::Openai | ProviderType::AzureOpenai => Api::OpenAi,
+        ProviderType::Anthropic => Api::Anthropic,
+        ProviderType::Gemini | ProviderType::Vertex => Api::Gemini,
+        ProviderType::Bedrock => Api::Bedrock,
     }
 }
 

@@ -6,64 +6,11 @@
 //! model splices the new string into that span, so a 1 MB body costs one copy and no
 //! re-serialisation — and no copy at all when the upstream name equals the requested one.
 
-use crate::errors::GatewayError;
-use crate::json_scan;
+use crate::api::errors::GatewayError;
+use crate::fastjson::scan;
+use crate::host::BodyEdit;
 use serde::Deserialize;
 use std::ops::Range;
-
-/// The API a request path belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    ChatCompletions,
-    Completions,
-    Embeddings,
-    Responses,
-    /// Anthropic Messages API (Anthropic clients).
-    Messages,
-}
-
-impl Endpoint {
-    /// Maps a client path (query string ignored) to an endpoint; `None` passes through.
-    pub fn from_path(path: &str) -> Option<Endpoint> {
-        let path = path.split(['?', '#']).next().unwrap_or("");
-        let path = path.strip_suffix('/').unwrap_or(path);
-        match path {
-            "/v1/chat/completions" => Some(Endpoint::ChatCompletions),
-            "/v1/completions" => Some(Endpoint::Completions),
-            "/v1/embeddings" => Some(Endpoint::Embeddings),
-            "/v1/responses" => Some(Endpoint::Responses),
-            "/v1/messages" => Some(Endpoint::Messages),
-            _ => None,
-        }
-    }
-
-    /// Path of this endpoint below the provider's prefix.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            Endpoint::ChatCompletions => "/chat/completions",
-            Endpoint::Completions => "/completions",
-            Endpoint::Embeddings => "/embeddings",
-            Endpoint::Responses => "/responses",
-            Endpoint::Messages => "/messages",
-        }
-    }
-
-    /// Whether a streamed answer reports usage only with `stream_options.include_usage`.
-    pub fn streams_usage(self) -> bool {
-        matches!(self, Endpoint::ChatCompletions | Endpoint::Completions)
-    }
-
-    /// Metric/attribute label.
-    pub fn operation(self) -> &'static str {
-        match self {
-            Endpoint::ChatCompletions => "chat",
-            Endpoint::Completions => "text_completion",
-            Endpoint::Embeddings => "embeddings",
-            Endpoint::Responses => "responses",
-            Endpoint::Messages => "messages",
-        }
-    }
-}
 
 #[derive(Deserialize)]
 struct StreamOptionsView {
@@ -109,7 +56,7 @@ pub fn inspect(body: &[u8]) -> Result<RequestInfo, GatewayError> {
         return Err(GatewayError::invalid_json("the body must be a JSON object"));
     }
     let mut m = Members::default();
-    let walk = json_scan::object_members(body, |member| {
+    let walk = scan::object_members(body, |member| {
         let (slot, name) = match member.key.as_ref() {
             "model" => (&mut m.model, "model"),
             "stream" => (&mut m.stream, "stream"),
@@ -180,12 +127,12 @@ pub fn inspect(body: &[u8]) -> Result<RequestInfo, GatewayError> {
 
 /// Why the member walk stopped.
 enum Walk {
-    Syntax(json_scan::SyntaxError),
+    Syntax(scan::SyntaxError),
     Duplicate(&'static str),
 }
 
-impl From<json_scan::SyntaxError> for Walk {
-    fn from(e: json_scan::SyntaxError) -> Self {
+impl From<scan::SyntaxError> for Walk {
+    fn from(e: scan::SyntaxError) -> Self {
         Walk::Syntax(e)
     }
 }
@@ -289,58 +236,6 @@ pub fn rewrite(body: &[u8], info: &RequestInfo, rw: &Rewrite<'_>) -> Option<Body
     })
 }
 
-/// A rewritten request body, as the fewest bytes to hand to Envoy. Envoy can replace the
-/// first bytes of a buffered body or append to it, so a large body's unchanged end
-/// (`Head`, e.g. `model` first) or start (`Tail`, e.g. `model` after `messages`) is never
-/// copied into or out of the Wasm VM.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BodyEdit {
-    /// Replace the first `replace` bytes with `with`; the rest stays.
-    Head { replace: usize, with: Vec<u8> },
-    /// Keep the first `keep` bytes, drop the rest and append `append`.
-    Tail { keep: usize, append: Vec<u8> },
-}
-
-impl BodyEdit {
-    /// The two pieces the edited body is made of: the new bytes, the old ones kept, in order.
-    pub fn pieces<'a>(&'a self, body: &'a [u8]) -> [&'a [u8]; 2] {
-        match self {
-            BodyEdit::Head { replace, with } => [with, body.get(*replace..).unwrap_or_default()],
-            BodyEdit::Tail { keep, append } => [body.get(..*keep).unwrap_or(body), append],
-        }
-    }
-
-    /// Length of the body after the edit.
-    pub fn new_len(&self, old_len: usize) -> usize {
-        match self {
-            BodyEdit::Head { replace, with } => old_len.saturating_sub(*replace) + with.len(),
-            BodyEdit::Tail { keep, append } => (*keep).min(old_len) + append.len(),
-        }
-    }
-
-    /// A replacement of the whole body (what translations produce).
-    pub fn whole(body: Vec<u8>, old_len: usize) -> Self {
-        BodyEdit::Head {
-            replace: old_len,
-            with: body,
-        }
-    }
-
-    /// The new body when the edit replaces all of it.
-    pub fn as_whole(&self, old_len: usize) -> Option<&[u8]> {
-        match self {
-            BodyEdit::Head { replace, with } if *replace >= old_len => Some(with),
-            _ => None,
-        }
-    }
-
-    /// The whole edited body.
-    pub fn apply(&self, body: &[u8]) -> Vec<u8> {
-        let [a, b] = self.pieces(body);
-        [a, b].concat()
-    }
-}
-
 /// Returns the body with the `model` value replaced by `new_model`.
 pub fn rewrite_model(body: &[u8], info: &RequestInfo, new_model: &str) -> Vec<u8> {
     let rw = Rewrite {
@@ -353,6 +248,7 @@ pub fn rewrite_model(body: &[u8], info: &RequestInfo, new_model: &str) -> Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::Endpoint;
     use serde_json::Value;
 
     #[test]
