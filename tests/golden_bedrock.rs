@@ -22,7 +22,7 @@ use std::path::Path;
 mod golden_support;
 use golden_support::*;
 
-use llm_gateway::eventstream::{encode_message, EventStreamDecoder, HeaderValue};
+use llm_gateway::stream::eventstream::{encode_message, EventStreamDecoder, HeaderValue};
 use llm_gateway::translate::bedrock as t;
 use serde_json::Value;
 

@@ -16,17 +16,17 @@ use std::path::Path;
 
 mod golden_support;
 use golden_support::*;
+use llm_gateway::tokens::usage::Usage;
 use llm_gateway::translate::TranslateError;
-use llm_gateway::usage::Usage;
 
-use llm_gateway::sse::SseParser;
+use llm_gateway::stream::sse::SseParser;
 use llm_gateway::translate::gemini::{self as t, SchemaField};
 use serde_json::Value;
 
 /// Feeds `input` to an SSE parser in chunks of `chunk` bytes, handing events to `f`.
 fn for_each_event(input: &[u8], chunk: usize, mut f: impl FnMut(&str, &str)) {
     let mut parser = SseParser::new();
-    let mut on_event = |ev: &llm_gateway::sse::SseEvent<'_>| {
+    let mut on_event = |ev: &llm_gateway::stream::sse::SseEvent<'_>| {
         // Comment-only blocks and blank lines carry no event for the translators.
         if !ev.event.is_empty() || !ev.data.is_empty() {
             f(ev.event, ev.data)

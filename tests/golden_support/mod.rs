@@ -7,8 +7,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use llm_gateway::tokens::usage::Usage;
 use llm_gateway::translate::TranslateError;
-use llm_gateway::usage::Usage;
 use serde_json::Value;
 
 pub fn read(dir: &Path, name: &str) -> Option<Vec<u8>> {
