@@ -13,9 +13,10 @@
 //! | [`translate`] | conversions between wire APIs, one file per API pair |
 //! | [`api`] | what clients speak: endpoints, wire APIs, and errors in the client's format |
 //! | [`config_error`], [`quota`] | a configuration error with its JSON path; consumers, identity and token quotas |
-//! | [`providers`] | what differs per provider: upstream path, host and authentication |
+//! | [`host`] | the few host capabilities the flow needs (a trait; a fake for tests), and the body edits it asks of them |
+//! | [`providers`] | what differs per provider, behind one adapter interface: the API it speaks, endpoint, host, path and authentication |
 //! | [`config`] | what operators write, and how it is checked |
-//! | [`host`], [`metrics`] | the few host capabilities the flow needs (a trait; a fake for tests); metric families |
+//! | [`metrics`] | metric families and the names and labels of each metric |
 //! | [`flow`] | the life of one request: routing, rewrite, translation, quotas, usage |
 //! | [`envoy`] | the only code calling Envoy: proxy-wasm glue and the dynamic-module glue |
 //!

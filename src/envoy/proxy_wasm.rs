@@ -97,7 +97,7 @@ impl RootContext for Root {
                     if p.token_endpoint.is_some() {
                         worker
                             .tokens
-                            .insert(i, crate::providers::vertex_token::TokenCache::fetched());
+                            .insert(i, crate::providers::vertex::token::TokenCache::fetched());
                     }
                 }
                 if global || !worker.tokens.is_empty() {
@@ -170,11 +170,11 @@ impl Root {
             let host = endpoint
                 .host
                 .as_deref()
-                .unwrap_or(crate::providers::vertex_token::METADATA_HOST);
+                .unwrap_or(crate::providers::vertex::token::METADATA_HOST);
             let path = endpoint
                 .path
                 .as_deref()
-                .unwrap_or(crate::providers::vertex_token::METADATA_TOKEN_PATH);
+                .unwrap_or(crate::providers::vertex::token::METADATA_TOKEN_PATH);
             let headers = vec![
                 (":method", "GET"),
                 (":path", path),

@@ -13,7 +13,7 @@ use crate::config::{Attribute, Config};
 use crate::host::{BodyHost, PlacedBuf};
 use crate::metrics::{Metrics, Outcome, RequestLabels};
 use crate::providers;
-use crate::providers::config::{Provider, ProviderType};
+use crate::providers::config::Provider;
 use crate::quota::errors::Exceeded;
 use crate::quota::local::{self, Admission, Reservation};
 use crate::quota::outbox::Outbox;
@@ -95,7 +95,7 @@ pub struct Worker {
     /// Quota corrections waiting for the root context's next tick.
     pub outbox: Outbox,
     /// Vertex AI token caches by provider index (providers with a `token_endpoint`).
-    pub tokens: std::collections::HashMap<usize, crate::providers::vertex_token::TokenCache>,
+    pub tokens: std::collections::HashMap<usize, crate::providers::vertex::token::TokenCache>,
 }
 
 struct Route {
@@ -301,7 +301,8 @@ impl RequestFlow {
         }
 
         let client_api = Api::of_client(endpoint);
-        let upstream_api = crate::providers::api_of(provider.kind);
+        let adapter = providers::adapter(provider.kind);
+        let upstream_api = adapter.api();
         let upstream_endpoint = providers::upstream_endpoint(endpoint, provider)?;
         let model = resolved.upstream_model.as_ref();
         let mut inject_usage = false;
@@ -336,13 +337,6 @@ impl RequestFlow {
                 request::rewrite(body, &info, &rw)
             }
         };
-        if provider.kind == ProviderType::Bedrock && provider.aws.is_none() {
-            return Err(GatewayError::provider_key_missing(
-                &provider.name,
-                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the names in aws_credentials_env)",
-            )
-            .into());
-        }
         if let Some(edit) = &edit {
             host.edit_request_body(body, edit);
             let len = edit.new_len(body.len());
@@ -351,75 +345,48 @@ impl RequestFlow {
         if info.stream {
             host.set_request_header(STREAM_HEADER, "true");
         }
-        let keep_version = (client_api == Api::Anthropic)
+        // Where the request goes and how it is authenticated: the provider's adapter
+        // decides both, over the request as it will leave Envoy.
+        let authority = providers::upstream_host(provider);
+        let client_path = host.request_header(":path").unwrap_or_default();
+        let query = client_path
+            .find('?')
+            .and_then(|i| client_path.get(i..))
+            .unwrap_or("");
+        let path = adapter.path(provider, upstream_endpoint, model, query, info.stream);
+        let client_version = (client_api == Api::Anthropic)
             .then(|| host.request_header("anthropic-version"))
             .flatten();
-        let auth = providers::auth_headers(provider, keep_version);
-        set_upstream_headers(
-            host,
-            &config,
+        let worker = Rc::clone(&self.worker);
+        let provider_index = resolved.provider;
+        let cached_token = move |now_s: u64| {
+            worker
+                .borrow()
+                .tokens
+                .get(&provider_index)?
+                .authorization(now_s)
+        };
+        let clock = &*host;
+        let now_s = || clock.now_ns() / 1_000_000_000;
+        let auth = adapter.authenticate(
             provider,
-            upstream_endpoint,
-            model,
-            info.stream,
-            &auth,
-        );
+            &providers::Outgoing {
+                authority: authority.as_deref().unwrap_or(""),
+                path: &path,
+                body_read: body,
+                edit: edit.as_ref(),
+                now_s: &now_s,
+                client_anthropic_version: client_version.as_deref(),
+                cached_token: &cached_token,
+            },
+        )?;
+        set_upstream_headers(host, &config, provider, authority.as_deref(), &path, &auth);
         if upstream_api != Api::Anthropic {
             host.remove_request_header("anthropic-version");
             host.remove_request_header("anthropic-beta");
         }
         for (name, value) in &auth {
             host.set_request_header(name, value);
-        }
-        if let (ProviderType::Bedrock, Some(aws)) = (provider.kind, &provider.aws) {
-            // SigV4 over the final request: the translated body, the path and host
-            // just set. Nothing signed may change after this point.
-            host.set_request_header("content-type", "application/json");
-            let edited;
-            let signed_body = match &edit {
-                None => body,
-                Some(e) => match e.as_whole(body.len()) {
-                    Some(b) => b,
-                    None => {
-                        edited = e.apply(body);
-                        &edited
-                    }
-                },
-            };
-            let authority = host.request_header(":authority").unwrap_or_default();
-            let path = host.request_header(":path").unwrap_or_default();
-            let (path, query) = path.split_once('?').unwrap_or((path.as_str(), ""));
-            let creds = crate::providers::sigv4::Credentials {
-                access_key_id: aws.access_key_id.clone(),
-                secret_access_key: aws.secret_access_key.clone(),
-                session_token: aws.session_token.clone(),
-            };
-            let signed = crate::providers::sigv4::sign(
-                "POST",
-                &authority,
-                path,
-                query,
-                &[("content-type", "application/json")],
-                signed_body,
-                &provider.region,
-                "bedrock",
-                &creds,
-                &crate::providers::sigv4::amz_date(host.now_ns() / 1_000_000_000),
-            );
-            for (name, value) in &signed.headers {
-                host.set_request_header(name, value);
-            }
-        }
-        if provider.kind == ProviderType::Vertex {
-            let bearer =
-                self.vertex_bearer(resolved.provider, provider, host.now_ns() / 1_000_000_000);
-            let bearer = bearer.ok_or_else(|| {
-                GatewayError::provider_unavailable(
-                    &provider.name,
-                    "no valid Vertex AI access token yet (the token endpoint has not answered)",
-                )
-            })?;
-            host.set_request_header("authorization", &bearer);
         }
         host.clear_route_cache();
 
@@ -795,19 +762,6 @@ impl RequestFlow {
 }
 
 impl RequestFlow {
-    /// `authorization` value for a Vertex AI provider: the token from the environment,
-    /// or the current token fetched by the root context.
-    fn vertex_bearer(&self, index: usize, provider: &Provider, now_s: u64) -> Option<String> {
-        if provider.token_endpoint.is_none() {
-            return provider.api_key.as_ref().map(|k| format!("Bearer {k}"));
-        }
-        self.worker
-            .borrow()
-            .tokens
-            .get(&index)?
-            .authorization(now_s)
-    }
-
     /// Replaces the request's reservation by its real cost (local), or reports what it
     /// cost beyond its reservation (global); counts the consumer's tokens.
     fn settle_quota(&mut self, host: &mut dyn BodyHost) {
@@ -999,26 +953,18 @@ fn set_upstream_headers(
     host: &mut dyn BodyHost,
     config: &Config,
     provider: &Provider,
-    endpoint: Endpoint,
-    upstream_model: &str,
-    stream: bool,
-    auth: &[(&str, String)],
+    authority: Option<&str>,
+    path: &str,
+    auth: &providers::Headers,
 ) {
     host.set_request_header(&config.cluster_header, &provider.cluster);
     host.set_request_header(&config.provider_header, &provider.name);
-    if let Some(authority) = providers::upstream_host(provider) {
-        host.set_request_header(":authority", &authority);
+    if let Some(authority) = authority {
+        host.set_request_header(":authority", authority);
     }
-    let path = host.request_header(":path").unwrap_or_default();
-    let query = path.find('?').and_then(|i| path.get(i..)).unwrap_or("");
-    let new_path = providers::upstream_path(provider, endpoint, upstream_model, query, stream);
-    host.set_request_header(":path", &new_path);
-    // Vertex AI and Bedrock requests get their `authorization` later in the flow.
-    let sets_authorization = matches!(provider.kind, ProviderType::Vertex | ProviderType::Bedrock);
+    host.set_request_header(":path", path);
     for h in CLIENT_CREDENTIAL_HEADERS {
-        let replaced =
-            auth.iter().any(|(name, _)| name == h) || (*h == "authorization" && sets_authorization);
-        if !replaced {
+        if !auth.iter().any(|(name, _)| name == h) {
             host.remove_request_header(h);
         }
     }

@@ -1,28 +1,108 @@
-//! What differs per provider: the API it speaks, the endpoint and path an upstream request
-//! goes to, its host and its authentication headers.
+//! What differs per provider, behind one interface: [`Adapter`]. The request flow asks the
+//! adapter of a provider's type which API it speaks, which endpoint serves a client's
+//! request, where the request goes (host and path) and how it is authenticated; it never
+//! branches on the provider type itself.
+//!
+//! A provider type is one folder here (its adapter, and what only it needs: SigV4 for
+//! Bedrock, the token refresh for Vertex AI), one line in [`adapter`] and one variant of
+//! [`config::ProviderType`]. Translations are per wire API pair, not per provider (Vertex AI
+//! and AI Studio share the Gemini translation; Azure and OpenAI need none), so they live in
+//! [`crate::translate`], chosen by the adapter's [`Adapter::api`].
 
+pub mod anthropic;
+pub mod azure_openai;
+pub mod bedrock;
 pub mod config;
-pub mod sigv4;
-pub mod vertex_token;
+pub mod gemini;
+pub mod openai;
+pub mod vertex;
 
 use crate::api::errors::GatewayError;
 use crate::api::{Api, Endpoint};
+use crate::host::BodyEdit;
 use crate::providers::config::{Provider, ProviderType};
+use std::borrow::Cow;
+
+/// Headers that authenticate an upstream request (names lowercase).
+pub type Headers = Vec<(Cow<'static, str>, String)>;
+
+/// The upstream request as it will leave Envoy, for adapters that authenticate all of it.
+pub struct Outgoing<'a> {
+    /// `:authority` (empty when the request keeps the client's).
+    pub authority: &'a str,
+    /// `:path`, query included.
+    pub path: &'a str,
+    /// The request body as the client sent it, and the edit that makes it the body sent.
+    pub body_read: &'a [u8],
+    pub edit: Option<&'a BodyEdit>,
+    /// Seconds since the Unix epoch (read only by the adapters that need the time).
+    pub now_s: &'a dyn Fn() -> u64,
+    /// The client's `anthropic-version`, when an Anthropic client sent one.
+    pub client_anthropic_version: Option<&'a str>,
+    /// This worker's cached access token for the provider (from its token endpoint),
+    /// if still valid at the given time.
+    pub cached_token: &'a dyn Fn(u64) -> Option<String>,
+}
+
+impl Outgoing<'_> {
+    /// The body as sent (a copy only when the edit keeps part of the original).
+    pub fn body(&self) -> Cow<'_, [u8]> {
+        match self.edit {
+            None => Cow::Borrowed(self.body_read),
+            Some(e) => match e.as_whole(self.body_read.len()) {
+                Some(b) => Cow::Borrowed(b),
+                None => Cow::Owned(e.apply(self.body_read)),
+            },
+        }
+    }
+}
+
+/// Everything the request flow needs to know of a provider type.
+pub trait Adapter: Sync {
+    /// The wire API the provider speaks.
+    fn api(&self) -> Api;
+    /// The endpoint that serves a client's request to this provider (the client's own,
+    /// or the one it is translated to); `None` when the provider cannot serve it.
+    fn endpoint(&self, client: Endpoint) -> Option<Endpoint>;
+    /// The `:authority` when the configuration sets no `host` (`None`: the client's).
+    fn default_host(&self, _p: &Provider) -> Option<String> {
+        None
+    }
+    /// The upstream `:path`. `query` is the client's query string with its `?`.
+    fn path(
+        &self,
+        p: &Provider,
+        endpoint: Endpoint,
+        model: &str,
+        query: &str,
+        stream: bool,
+    ) -> String;
+    /// The headers that authenticate `req` (and any the signature covers). The client's
+    /// credential headers that these do not replace are removed.
+    fn authenticate(&self, p: &Provider, req: &Outgoing<'_>) -> Result<Headers, GatewayError>;
+}
+
+/// The registry: the adapter of each provider type.
+pub fn adapter(kind: ProviderType) -> &'static dyn Adapter {
+    match kind {
+        ProviderType::Openai => &openai::OpenAi,
+        ProviderType::AzureOpenai => &azure_openai::AzureOpenAi,
+        ProviderType::Anthropic => &anthropic::Anthropic,
+        ProviderType::Gemini => &gemini::Gemini,
+        ProviderType::Vertex => &vertex::Vertex,
+        ProviderType::Bedrock => &bedrock::Bedrock,
+    }
+}
 
 /// The API a provider speaks.
 pub fn api_of(kind: ProviderType) -> Api {
-    match kind {
-        ProviderType::Openai | ProviderType::AzureOpenai => Api::OpenAi,
-        ProviderType::Anthropic => Api::Anthropic,
-        ProviderType::Gemini | ProviderType::Vertex => Api::Gemini,
-        ProviderType::Bedrock => Api::Bedrock,
-    }
+    adapter(kind).api()
 }
 
 /// The endpoint the upstream request goes to: the client's, or the one the request is
 /// translated to. `Err` when the provider cannot serve the client's endpoint.
 pub fn upstream_endpoint(client: Endpoint, provider: &Provider) -> Result<Endpoint, GatewayError> {
-    let unsupported = || {
+    adapter(provider.kind).endpoint(client).ok_or_else(|| {
         GatewayError::bad_request(
             "unsupported_endpoint",
             format!(
@@ -33,37 +113,11 @@ pub fn upstream_endpoint(client: Endpoint, provider: &Provider) -> Result<Endpoi
             ),
         )
         .with_param("model")
-    };
-    match (Api::of_client(client), provider.kind) {
-        (Api::Anthropic, ProviderType::Anthropic) => Ok(Endpoint::Messages),
-        (Api::Anthropic, ProviderType::Openai | ProviderType::AzureOpenai) => {
-            Ok(Endpoint::ChatCompletions)
-        }
-        (Api::OpenAi, ProviderType::Anthropic) => match client {
-            Endpoint::ChatCompletions => Ok(Endpoint::Messages),
-            _ => Err(unsupported()),
-        },
-        (Api::OpenAi, ProviderType::AzureOpenai) => match client {
-            Endpoint::Responses => Err(unsupported()),
-            other => Ok(other),
-        },
-        (Api::OpenAi, ProviderType::Openai) => Ok(client),
-        (Api::OpenAi, ProviderType::Gemini | ProviderType::Vertex | ProviderType::Bedrock) => {
-            match client {
-                Endpoint::ChatCompletions => Ok(Endpoint::ChatCompletions),
-                _ => Err(unsupported()),
-            }
-        }
-        // Gemini and Bedrock are reached from OpenAI clients only.
-        (_, ProviderType::Gemini | ProviderType::Vertex | ProviderType::Bedrock) => {
-            Err(unsupported())
-        }
-        (_, _) => Err(unsupported()),
-    }
+    })
 }
 
 /// The upstream `:path`. `client_query` is the client's query string with its `?`
-/// (kept, except for Azure where the query is the `api-version`).
+/// (kept, except where the provider's own query replaces it).
 pub fn upstream_path(
     provider: &Provider,
     endpoint: Endpoint,
@@ -71,94 +125,24 @@ pub fn upstream_path(
     client_query: &str,
     stream: bool,
 ) -> String {
-    let model = percent_encode(upstream_model);
-    let gemini_method = if stream {
+    adapter(provider.kind).path(provider, endpoint, upstream_model, client_query, stream)
+}
+
+/// The `:authority` for a provider: its `host`, or its type's default (a region's public
+/// endpoint).
+pub fn upstream_host(provider: &Provider) -> Option<String> {
+    provider
+        .host
+        .clone()
+        .or_else(|| adapter(provider.kind).default_host(provider))
+}
+
+/// The Gemini method for a (streamed) `generateContent` call.
+fn gemini_method(stream: bool) -> &'static str {
+    if stream {
         ":streamGenerateContent?alt=sse"
     } else {
         ":generateContent"
-    };
-    match provider.kind {
-        ProviderType::Gemini => format!("{}/models/{model}{gemini_method}", provider.path_prefix),
-        ProviderType::Vertex => format!(
-            "{}/projects/{}/locations/{}/publishers/google/models/{model}{gemini_method}",
-            provider.path_prefix, provider.project, provider.region
-        ),
-        ProviderType::Bedrock => format!(
-            "{}/model/{model}/{}",
-            provider.path_prefix,
-            if stream {
-                "converse-stream"
-            } else {
-                "converse"
-            }
-        ),
-        ProviderType::AzureOpenai => format!(
-            "{}/deployments/{}{}?api-version={}",
-            provider.path_prefix,
-            percent_encode(provider.deployment(upstream_model)),
-            endpoint.suffix(),
-            provider.api_version
-        ),
-        _ => format!(
-            "{}{}{}",
-            provider.path_prefix,
-            endpoint.suffix(),
-            client_query
-        ),
-    }
-}
-
-/// Authentication (and API version) headers for the provider. `client_version` is the
-/// client's `anthropic-version`, passed on when an Anthropic client calls Anthropic.
-pub fn auth_headers(
-    provider: &Provider,
-    client_version: Option<String>,
-) -> Vec<(&'static str, String)> {
-    let mut out = Vec::with_capacity(2);
-    match provider.kind {
-        ProviderType::Openai => {
-            if let Some(key) = &provider.api_key {
-                out.push(("authorization", format!("Bearer {key}")));
-            }
-        }
-        ProviderType::AzureOpenai => {
-            if let Some(key) = &provider.api_key {
-                out.push(("api-key", key.clone()));
-            }
-        }
-        ProviderType::Anthropic => {
-            if let Some(key) = &provider.api_key {
-                out.push(("x-api-key", key.clone()));
-            }
-            let version = client_version
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| provider.anthropic_version.clone());
-            out.push(("anthropic-version", version));
-        }
-        ProviderType::Gemini => {
-            if let Some(key) = &provider.api_key {
-                out.push(("x-goog-api-key", key.clone()));
-            }
-        }
-        // Vertex tokens and Bedrock signatures depend on state and on the final body:
-        // the request flow adds them.
-        ProviderType::Vertex | ProviderType::Bedrock => {}
-    }
-    out
-}
-
-/// The `:authority` for a provider: its `host`, or the public endpoint of its region.
-pub fn upstream_host(provider: &Provider) -> Option<String> {
-    if let Some(h) = &provider.host {
-        return Some(h.clone());
-    }
-    match provider.kind {
-        ProviderType::Vertex if provider.region == "global" => {
-            Some("aiplatform.googleapis.com".into())
-        }
-        ProviderType::Vertex => Some(format!("{}-aiplatform.googleapis.com", provider.region)),
-        ProviderType::Bedrock => Some(format!("bedrock-runtime.{}.amazonaws.com", provider.region)),
-        _ => None,
     }
 }
 
@@ -179,6 +163,36 @@ fn percent_encode(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    /// The headers a keyed provider authenticates with.
+    fn auth_headers(p: &Provider, client_version: Option<String>) -> Vec<(&'static str, String)> {
+        let none = |_| None;
+        let req = Outgoing {
+            authority: "",
+            path: "/",
+            body_read: b"{}",
+            edit: None,
+            now_s: &|| 0,
+            client_anthropic_version: client_version.as_deref(),
+            cached_token: &none,
+        };
+        adapter(p.kind)
+            .authenticate(p, &req)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| {
+                let name: &'static str = match k.as_ref() {
+                    "authorization" => "authorization",
+                    "api-key" => "api-key",
+                    "x-api-key" => "x-api-key",
+                    "anthropic-version" => "anthropic-version",
+                    "x-goog-api-key" => "x-goog-api-key",
+                    other => panic!("unexpected header {other}"),
+                };
+                (name, v)
+            })
+            .collect()
+    }
 
     fn providers() -> Config {
         let json = r#"{"providers":[
