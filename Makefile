@@ -11,7 +11,7 @@ NATIVE_TARGET := target/native
 NATIVE := $(NATIVE_TARGET)/release/libllm_gateway.so
 TARGET := wasm32-wasip1
 
-.PHONY: run test build wasm native setup toolchain venv redis lint unit unit-wasm integration integration-wasm integration-native schema deploy-configs clean bench microbench bench-tools
+.PHONY: run test build wasm native setup toolchain venv redis valgrind lint unit unit-wasm integration integration-wasm integration-native perf-check perf-baseline schema deploy-configs clean bench microbench bench-tools
 
 run: wasm venv
 	@echo "llm-gateway: http://127.0.0.1:10000/v1  (admin/metrics: http://127.0.0.1:9901/stats/prometheus)"
@@ -24,7 +24,7 @@ run: wasm venv
 	@echo " or: curl -s localhost:10000/v1/messages -d '{\"model\":\"claude-haiku-4-5\",\"max_tokens\":100,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}'"
 	exec $(ENVOY) -c envoy/envoy.yaml --concurrency 2 -l warning --component-log-level wasm:info
 
-test: setup lint unit build integration
+test: setup lint unit build integration perf-check
 
 toolchain:
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
@@ -40,6 +40,9 @@ wasm: toolchain
 # libllm_gateway.so: the same filter as an Envoy dynamic module (docs/native.md).
 native:
 	CARGO_TARGET_DIR=$(NATIVE_TARGET) cargo build --release --features dynamic-module
+	@# Envoy cannot load a module that needs proxy-wasm host functions (the proxy-wasm
+	@# crate linked in by mistake, e.g. through an intra-doc link): say so here.
+	@! nm -D $(NATIVE) | grep ' U proxy_' || (echo "$(NATIVE) links the proxy-wasm crate: Envoy cannot load it"; exit 1)
 
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
@@ -94,6 +97,25 @@ integration-wasm: build venv redis
 
 integration-native: build venv redis
 	LLMGW_FILTER=native $(PYTEST) tests -q
+
+# valgrind (Debian; callgrind and callgrind_control) counts instructions for perf-check.
+valgrind:
+	@command -v callgrind_control >/dev/null || (apt-get update && apt-get install -y --no-install-recommends valgrind)
+
+# Instructions per request of the main paths (routed 4 KB chat, streamed, translated both
+# ways, local quotas), Wasm filter and native module, counted by callgrind beside plain Envoy
+# in the same run: fails when the instructions the gateway adds to a path grow more than 3 %
+# over bench/perf_baseline.json (bench/perf_check.py says why that measure). About 2-3
+# minutes on a 2-core machine. PERF_ARGS="--paths chat --builds native" for a subset.
+perf-check: build venv valgrind
+	$(VENV)/bin/python bench/perf_check.py $(PERF_ARGS)
+
+# Rewrites bench/perf_baseline.json from the current build (median of 3 rounds; about 7
+# minutes). A deliberate act: commit the new baseline on its own, in a commit that says why
+# the numbers move (PERF_ARGS="--note '...'" records it in the file too; --wasm/--native PATH
+# to baseline other binaries).
+perf-baseline: build venv valgrind
+	$(VENV)/bin/python bench/perf_check.py --update --rounds 3 $(PERF_ARGS)
 
 # Regenerates the container Envoy configs (compose, Kubernetes ConfigMap) from
 # envoy/envoy.yaml (the deployment tests fail while they are out of date).
