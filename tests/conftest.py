@@ -5,6 +5,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+# Fixtures and helpers several test modules share: their assertions are rewritten like the
+# test modules' own (pytest's detailed failure messages).
+pytest.register_assert_rewrite("fixtures_two_openai_providers", "fixtures_openai_anthropic_azure",
+                               "fixtures_bedrock_google")
+
 from harness import ENVOY, NATIVE, NATIVE_MODULE, WASM, MockProvider  # noqa: E402
 
 
