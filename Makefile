@@ -110,7 +110,7 @@ valgrind:
 perf-check: build venv valgrind
 	$(VENV)/bin/python bench/perf_check.py $(PERF_ARGS)
 
-# Rewrites bench/perf_baseline.json from the current build (median of 3 rounds; about 7
+# Rewrites bench/perf_baseline.json from the current build (median of 3 rounds; about 6
 # minutes). A deliberate act: commit the new baseline on its own, in a commit that says why
 # the numbers move (PERF_ARGS="--note '...'" records it in the file too; --wasm/--native PATH
 # to baseline other binaries).

@@ -20,6 +20,9 @@ native`) with the same configuration, optionally another llm_gateway.wasm
 arrives in one piece, and the same request answered by `chunked_upstream.py` one event per
 HTTP chunk (24 body callbacks); the difference over the 23 extra chunks is what each chunk
 costs, beside plain Envoy's.
+
+`CallgrindEnvoy` (one Envoy under callgrind, measured for one request kind after another)
+is also what `bench/perf_check.py` (`make perf-check`) counts with.
 """
 from __future__ import annotations
 
@@ -65,30 +68,70 @@ def post(port: int, body: Path, n: int, path: str = "/v1/chat/completions", extr
             raise RuntimeError(f"status {status}: {answer[:300]!r}")
 
 
-def count(name: str, cfg: dict, body: Path, workdir: Path, n: int, url_path: str = "/v1/chat/completions",
-          extra: dict | None = None) -> dict:
-    admin, port = run.free_port(), run.free_port()
-    cfg["admin"]["address"]["socket_address"]["port_value"] = admin
-    cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = port
-    path = workdir / f"{name}.json"
-    path.write_text(run.json.dumps(cfg))
-    out = workdir / f"{name}.callgrind"
-    proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--smc-check=all-non-file", "--instr-atstart=no",
-                             f"--callgrind-out-file={out}", real_envoy(), "-c", str(path), "--concurrency", "1",
-                             "--disable-hot-restart", "-l", "warning"],
-                            stdout=open(workdir / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
-    try:
-        if not run.wait_http(admin, "/ready", 600, proc):
-            raise RuntimeError(f"{name} did not start: {(workdir / f'{name}.log').read_text()[-500:]}")
-        ctl = lambda *a: subprocess.run(["callgrind_control", *a, str(proc.pid)], capture_output=True, timeout=60)
-        ctl("-i", "on")
-        post(port, body, 30, url_path, extra)
-        ctl("-z")
-        post(port, body, n, url_path, extra)
-        ctl("-d")
-        time.sleep(2)
-        total, groups = 0, collections.Counter()
-        for part in workdir.glob(f"{name}.callgrind.*"):
+class CallgrindEnvoy:
+    """One Envoy (`cfg`, its ports replaced by free ones) under callgrind with instrumentation
+    off until the first `measure`, which may be called several times: each sends its own
+    warm-up requests, zeroes the counters, sends `n` requests and reads that dump alone. `env`:
+    the environment Envoy runs in (default: this process's)."""
+
+    def __init__(self, name: str, cfg: dict, workdir: Path, env: dict | None = None):
+        self.name, self.workdir = name, workdir
+        self.admin, self.port = run.free_port(), run.free_port()
+        cfg["admin"]["address"]["socket_address"]["port_value"] = self.admin
+        cfg["static_resources"]["listeners"][0]["address"]["socket_address"]["port_value"] = self.port
+        path = workdir / f"{name}.json"
+        path.write_text(run.json.dumps(cfg))
+        self.out = workdir / f"{name}.callgrind"
+        self.log = workdir / f"{name}.log"
+        self._log = open(self.log, "wb")
+        self.proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--smc-check=all-non-file",
+                                      "--instr-atstart=no", f"--callgrind-out-file={self.out}", real_envoy(), "-c",
+                                      str(path), "--concurrency", "1", "--disable-hot-restart", "-l", "warning"],
+                                     stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        try:
+            if not run.wait_http(self.admin, "/ready", 600, self.proc):
+                raise RuntimeError(f"{name} did not start: {self.log.read_text(errors='replace')[-500:]}")
+        except BaseException:
+            self.stop()
+            raise
+        self._instrumented = False
+
+    def _ctl(self, *args: str):
+        r = subprocess.run(["callgrind_control", *args, str(self.proc.pid)], capture_output=True, text=True,
+                           timeout=60)
+        if r.returncode != 0:
+            raise RuntimeError(f"{self.name}: callgrind_control {' '.join(args)} failed: "
+                               f"{(r.stderr or r.stdout)[-300:]}")
+
+    def _parts(self) -> set[Path]:
+        return set(self.workdir.glob(f"{self.name}.callgrind.*"))
+
+    def measure(self, body: Path, n: int, url_path: str = "/v1/chat/completions", extra: dict | None = None,
+                warmup: int = 30, groups: bool = True) -> dict:
+        """Instructions per request of the whole process over `n` requests (after `warmup`
+        untimed ones); with `groups`, also split by where they ran (callgrind_annotate)."""
+        if not self._instrumented:
+            self._ctl("-i", "on")
+            self._instrumented = True
+        post(self.port, body, warmup, url_path, extra)
+        before = self._parts()
+        self._ctl("-z")
+        post(self.port, body, n, url_path, extra)
+        self._ctl("-d")
+        deadline = time.time() + 60
+        while True:
+            new = self._parts() - before
+            if new and all("\ntotals:" in p.read_text(errors="replace")[-4096:] for p in new):
+                break
+            if time.time() > deadline:
+                raise RuntimeError(f"{self.name}: callgrind wrote no dump: "
+                                   f"{self.log.read_text(errors='replace')[-500:]}")
+            time.sleep(0.1)
+        total, by = 0, collections.Counter()
+        for part in new:
+            if not groups:
+                total += int(re.search(r"^totals: (\d+)", part.read_text(errors="replace"), re.M).group(1))
+                continue
             ann = subprocess.run(["callgrind_annotate", "--threshold=100", str(part)], capture_output=True,
                                  text=True).stdout
             for line in ann.splitlines():
@@ -101,17 +144,37 @@ def count(name: str, cfg: dict, body: Path, workdir: Path, n: int, url_path: str
                     continue
                 addr = re.search(r"\?\?\?:0x([0-9a-f]{16}) \[\?\?\?\]", where)
                 if addr and int(addr.group(1), 16) > 0x1_0000_0000:
-                    groups["Wasm code (V8 JIT)"] += ir
+                    by["Wasm code (V8 JIT)"] += ir
                 elif addr:
-                    groups["V8 runtime stubs"] += ir
+                    by["V8 runtime stubs"] += ir
                 elif "envoy" in where:
-                    groups["Envoy (incl. V8)"] += ir
+                    by["Envoy (incl. V8)"] += ir
                 else:
-                    groups["libc and other"] += ir
-        return {"per_request": total / n, "groups": {k: v / n for k, v in groups.items()}}
-    finally:
-        proc.terminate()
-        proc.wait(30)
+                    by["libc and other"] += ir
+        return {"per_request": total / n, "groups": {k: v / n for k, v in by.items()}}
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def count(name: str, cfg: dict, body: Path, workdir: Path, n: int, url_path: str = "/v1/chat/completions",
+          extra: dict | None = None) -> dict:
+    """One Envoy under callgrind for one kind of request (`CallgrindEnvoy`)."""
+    with CallgrindEnvoy(name, cfg, workdir) as envoy:
+        return envoy.measure(body, n, url_path, extra)
 
 
 def main():
