@@ -68,15 +68,18 @@ pub trait Adapter: Sync {
     fn default_host(&self, _p: &Provider) -> Option<String> {
         None
     }
-    /// The upstream `:path`. `query` is the client's query string with its `?`.
+    /// The upstream `:path`. `query` is the client's query string with its `?`. By
+    /// default the endpoint's path under the provider's prefix, the query kept.
     fn path(
         &self,
         p: &Provider,
         endpoint: Endpoint,
-        model: &str,
+        _model: &str,
         query: &str,
-        stream: bool,
-    ) -> String;
+        _stream: bool,
+    ) -> String {
+        format!("{}{}{query}", p.path_prefix, endpoint.suffix())
+    }
     /// The headers that authenticate `req` (and any the signature covers). The client's
     /// credential headers that these do not replace are removed.
     fn authenticate(&self, p: &Provider, req: &Outgoing<'_>) -> Result<Headers, GatewayError>;

@@ -21,17 +21,6 @@ impl Adapter for Anthropic {
         }
     }
 
-    fn path(
-        &self,
-        p: &Provider,
-        endpoint: Endpoint,
-        _model: &str,
-        query: &str,
-        _stream: bool,
-    ) -> String {
-        format!("{}{}{query}", p.path_prefix, endpoint.suffix())
-    }
-
     fn authenticate(&self, p: &Provider, req: &Outgoing<'_>) -> Result<Headers, GatewayError> {
         let mut out = Headers::with_capacity(2);
         if let Some(key) = &p.api_key {

@@ -21,17 +21,6 @@ impl Adapter for OpenAi {
         })
     }
 
-    fn path(
-        &self,
-        p: &Provider,
-        endpoint: Endpoint,
-        _model: &str,
-        query: &str,
-        _stream: bool,
-    ) -> String {
-        format!("{}{}{query}", p.path_prefix, endpoint.suffix())
-    }
-
     fn authenticate(&self, p: &Provider, _req: &Outgoing<'_>) -> Result<Headers, GatewayError> {
         Ok(p.api_key
             .iter()
