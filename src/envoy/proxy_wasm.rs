@@ -1,42 +1,63 @@
-//! proxy-wasm glue: the only module that calls host functions. Each callback hands
-//! over to `gateway::RequestFlow` through the `Host` traits implemented here.
+//! proxy-wasm glue: the only module that calls proxy-wasm host functions. Each root
+//! callback hands over to `flow::root::RootFlow` (through `RootHost`, implemented here by
+//! `EnvoyRoot`), each request callback to `flow::RequestFlow` (through the `Host` traits).
 
-use crate::config::Config;
 use crate::envoy::headers::{Change, HeaderSnapshot};
-use crate::flow::{Flow, RequestFlow, Worker};
+use crate::flow::root::{RootFlow, RootHost};
+use crate::flow::{Flow, RequestFlow};
 use crate::host::{BodyEdit, BodyHost, Host, MetricKind, PlacedBuf, SharedStore};
 use crate::quota::local::CasMismatch;
-use crate::quota::rls;
 use log::{error, warn};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
-use std::cell::{OnceCell, RefCell};
+use std::cell::OnceCell;
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
-
-/// How often the root context sends queued quota corrections.
-const OUTBOX_TICK: Duration = Duration::from_millis(200);
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
+/// The root context: hands its callbacks to [`RootFlow`].
 #[derive(Default)]
 struct Root {
-    config: Option<Rc<Config>>,
-    worker: Rc<RefCell<Worker>>,
-    /// HTTP calls in flight to Vertex AI token endpoints: call id → provider index.
-    token_calls: std::collections::HashMap<u32, usize>,
+    flow: Option<RootFlow>,
 }
 
-fn now_s() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+/// The root context's host calls.
+struct EnvoyRoot;
+
+impl RootHost for EnvoyRoot {
+    fn now_s(&self) -> u64 {
+        hostcalls::get_current_time()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+
+    fn dispatch_http_call(
+        &mut self,
+        cluster: &str,
+        headers: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Option<u32> {
+        hostcalls::dispatch_http_call(cluster, headers.to_vec(), None, vec![], timeout).ok()
+    }
+
+    fn dispatch_grpc_call(
+        &mut self,
+        cluster: &str,
+        service: &str,
+        method: &str,
+        message: &[u8],
+        timeout: Duration,
+    ) -> bool {
+        hostcalls::dispatch_grpc_call(cluster, service, method, Vec::new(), Some(message), timeout)
+            .is_ok()
+    }
 }
 
 impl Context for Root {
@@ -53,7 +74,7 @@ impl Context for Root {
         body_size: usize,
         _trailers: usize,
     ) {
-        let Some(index) = self.token_calls.remove(&token_id) else {
+        let Some(flow) = self.flow.as_mut() else {
             return;
         };
         let status = hostcalls::get_map_value_bytes(MapType::HttpCallResponseHeaders, ":status")
@@ -65,12 +86,7 @@ impl Context for Root {
             .ok()
             .flatten()
             .unwrap_or_default();
-        let mut worker = self.worker.borrow_mut();
-        if let Some(cache) = worker.tokens.get_mut(&index) {
-            if let Err(e) = cache.on_fetch_response(status, &body, now_s()) {
-                warn!("llm-gateway: Vertex AI token fetch failed: {e}");
-            }
-        }
+        flow.on_http_call_response(token_id, status, &body, EnvoyRoot.now_s());
     }
 }
 
@@ -84,27 +100,12 @@ impl RootContext for Root {
             }
         };
         let env = |name: &str| std::env::var(name).ok();
-        match Config::parse(&bytes, &env) {
-            Ok(config) => {
-                config.log_missing_keys();
-                let global = config
-                    .policy
-                    .as_ref()
-                    .and_then(|p| p.quotas.as_ref())
-                    .is_some_and(|q| q.global.is_some());
-                let mut worker = self.worker.borrow_mut();
-                for (i, p) in config.providers.iter().enumerate() {
-                    if p.token_endpoint.is_some() {
-                        worker
-                            .tokens
-                            .insert(i, crate::providers::vertex::token::TokenCache::fetched());
-                    }
+        match RootFlow::configure(&bytes, &env) {
+            Ok(flow) => {
+                if let Some(period) = flow.tick_period() {
+                    self.set_tick_period(period);
                 }
-                if global || !worker.tokens.is_empty() {
-                    self.set_tick_period(OUTBOX_TICK);
-                }
-                drop(worker);
-                self.config = Some(Rc::new(config));
+                self.flow = Some(flow);
                 true
             }
             Err(e) => {
@@ -115,88 +116,21 @@ impl RootContext for Root {
     }
 
     fn on_tick(&mut self) {
-        self.refresh_tokens();
-        let calls = self.worker.borrow_mut().outbox.drain();
-        for call in calls {
-            let sent = hostcalls::dispatch_grpc_call(
-                &call.cluster,
-                rls::SERVICE,
-                rls::METHOD,
-                Vec::new(),
-                Some(&call.message),
-                Duration::from_millis(call.timeout_ms),
-            );
-            if sent.is_err() {
-                warn!(
-                    "llm-gateway: could not send a quota correction to cluster {:?}",
-                    call.cluster
-                );
-            }
+        if let Some(flow) = self.flow.as_mut() {
+            flow.on_tick(&mut EnvoyRoot);
         }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let config = Rc::clone(self.config.as_ref()?);
+        let flow = self.flow.as_ref()?;
         Some(Box::new(Filter {
-            flow: RequestFlow::new(config, Rc::clone(&self.worker)),
+            flow: RequestFlow::new(Rc::clone(flow.config()), Rc::clone(flow.worker())),
             host: EnvoyHost::default(),
         }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
-    }
-}
-
-impl Root {
-    /// Starts a token fetch for every Vertex AI provider whose token is missing or close
-    /// to expiry; requests keep using the current token meanwhile.
-    fn refresh_tokens(&mut self) {
-        let Some(config) = self.config.clone() else {
-            return;
-        };
-        let now = now_s();
-        let mut worker = self.worker.borrow_mut();
-        for (index, cache) in worker.tokens.iter_mut() {
-            if !cache.needs_refresh(now) {
-                continue;
-            }
-            let Some(endpoint) = config
-                .provider(*index)
-                .and_then(|p| p.token_endpoint.as_ref())
-            else {
-                continue;
-            };
-            let host = endpoint
-                .host
-                .as_deref()
-                .unwrap_or(crate::providers::vertex::token::METADATA_HOST);
-            let path = endpoint
-                .path
-                .as_deref()
-                .unwrap_or(crate::providers::vertex::token::METADATA_TOKEN_PATH);
-            let headers = vec![
-                (":method", "GET"),
-                (":path", path),
-                (":authority", host),
-                ("metadata-flavor", "Google"),
-            ];
-            match hostcalls::dispatch_http_call(
-                &endpoint.cluster,
-                headers,
-                None,
-                vec![],
-                Duration::from_secs(10),
-            ) {
-                Ok(call) => {
-                    cache.begin_fetch(now);
-                    self.token_calls.insert(call, *index);
-                }
-                Err(_) => {
-                    cache.on_fetch_failed(now, "the token endpoint cluster could not be called")
-                }
-            }
-        }
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod models_list;
 pub mod request;
 pub mod response;
+pub mod root;
 
 use crate::api::errors::GatewayError;
 use crate::api::{Api, Endpoint, CLIENT_CREDENTIAL_HEADERS};

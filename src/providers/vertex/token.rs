@@ -33,6 +33,23 @@ pub const METADATA_TOKEN_PATH: &str = "/computeMetadata/v1/instance/service-acco
 /// The header the metadata server requires (and without which it answers 403).
 pub const METADATA_FLAVOR_HEADER: (&str, &str) = ("metadata-flavor", "Google");
 
+/// The call that fetches a token from `endpoint`: its cluster and request headers.
+pub fn fetch_request(
+    endpoint: &crate::providers::config::TokenEndpoint,
+) -> (&str, [(&str, &str); 4]) {
+    let host = endpoint.host.as_deref().unwrap_or(METADATA_HOST);
+    let path = endpoint.path.as_deref().unwrap_or(METADATA_TOKEN_PATH);
+    (
+        &endpoint.cluster,
+        [
+            (":method", "GET"),
+            (":path", path),
+            (":authority", host),
+            METADATA_FLAVOR_HEADER,
+        ],
+    )
+}
+
 /// Start refreshing this long before the token expires.
 pub const DEFAULT_REFRESH_MARGIN_S: u64 = 300;
 /// A fetch without an answer after this long is considered lost.
