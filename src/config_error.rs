@@ -31,3 +31,15 @@ pub(crate) fn err(path: impl Into<String>, message: impl Into<String>) -> Config
         message: message.into(),
     }
 }
+
+/// A value that goes into a header or a cluster name: not empty, no spaces or control
+/// characters.
+pub(crate) fn check_token(value: &str, path: &str) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        return Err(err(path, "must not be empty"));
+    }
+    if value.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(err(path, "must not contain spaces or control characters"));
+    }
+    Ok(())
+}

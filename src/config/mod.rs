@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 pub mod routing;
 
-use crate::config_error::err;
 pub use crate::config_error::ConfigError;
+use crate::config_error::{check_token, err};
 use crate::providers::config::{
     AwsCredentialsEnv, AwsKeys, Provider, ProviderConfig, ProviderType,
     DEFAULT_ANTHROPIC_MAX_TOKENS, DEFAULT_ANTHROPIC_VERSION, DEFAULT_AZURE_API_VERSION,
@@ -221,17 +221,18 @@ impl Config {
             if let Some(h) = &p.host {
                 check_token(h, &at("host"))?;
             }
-            let path_prefix = p
-                .path_prefix
-                .clone()
-                .unwrap_or_else(|| p.kind.default_path_prefix().to_string());
+            let path_prefix = p.path_prefix.clone().unwrap_or_else(|| {
+                crate::providers::adapter(p.kind)
+                    .default_path_prefix()
+                    .to_string()
+            });
             if !path_prefix.is_empty() && !path_prefix.starts_with('/') {
                 return Err(err(at("path_prefix"), "must be empty or start with '/'"));
             }
             if path_prefix.ends_with('/') {
                 return Err(err(at("path_prefix"), "must not end with '/'"));
             }
-            check_type_options(p, &at)?;
+            crate::providers::check_options(p, &at)?;
             if let Some(var) = &p.api_key_env {
                 check_token(var, &at("api_key_env"))?;
             } else if p.optional {
@@ -409,151 +410,6 @@ fn aws_keys(
         session_token: get(&token_var),
         variables: format!("{id_var} and {secret_var}"),
     })
-}
-
-/// Type-specific fields are only accepted on their provider type.
-fn check_type_options(p: &ProviderConfig, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
-    let only = |field: &str, present: bool, kind: ProviderType| -> Result<(), ConfigError> {
-        if present && p.kind != kind {
-            return Err(err(
-                at(field),
-                format!("only allowed for type {:?}", kind.as_str()),
-            ));
-        }
-        Ok(())
-    };
-    only(
-        "anthropic_version",
-        p.anthropic_version.is_some(),
-        ProviderType::Anthropic,
-    )?;
-    only(
-        "default_max_tokens",
-        p.default_max_tokens.is_some(),
-        ProviderType::Anthropic,
-    )?;
-    only(
-        "api_version",
-        p.api_version.is_some(),
-        ProviderType::AzureOpenai,
-    )?;
-    only(
-        "deployments",
-        p.deployments.is_some(),
-        ProviderType::AzureOpenai,
-    )?;
-    only("project", p.project.is_some(), ProviderType::Vertex)?;
-    only(
-        "token_endpoint",
-        p.token_endpoint.is_some(),
-        ProviderType::Vertex,
-    )?;
-    only(
-        "aws_credentials_env",
-        p.aws_credentials_env.is_some(),
-        ProviderType::Bedrock,
-    )?;
-    if p.region.is_some() && !matches!(p.kind, ProviderType::Vertex | ProviderType::Bedrock) {
-        return Err(err(
-            at("region"),
-            "only allowed for types \"vertex\" and \"bedrock\"",
-        ));
-    }
-    let ident = |v: &str| {
-        !v.is_empty()
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    };
-    match p.kind {
-        ProviderType::Vertex => {
-            match &p.project {
-                Some(v) if ident(v) => {}
-                _ => {
-                    return Err(err(
-                        at("project"),
-                        "required for vertex: the Google Cloud project id",
-                    ))
-                }
-            }
-            match &p.region {
-                Some(v) if ident(v) => {}
-                _ => {
-                    return Err(err(
-                        at("region"),
-                        "required for vertex: a location such as us-central1 or global",
-                    ))
-                }
-            }
-            if p.token_endpoint.is_none() && p.api_key_env.is_none() {
-                return Err(err(
-                    at("token_endpoint"),
-                    "vertex needs a token: `api_key_env` (a variable holding an access token) or `token_endpoint`",
-                ));
-            }
-            if let Some(t) = &p.token_endpoint {
-                check_token(&t.cluster, &format!("{}.cluster", at("token_endpoint")))?;
-                if let Some(path) = &t.path {
-                    if !path.starts_with('/') {
-                        return Err(err(
-                            format!("{}.path", at("token_endpoint")),
-                            "must start with '/'",
-                        ));
-                    }
-                }
-            }
-        }
-        ProviderType::Bedrock => match &p.region {
-            Some(v) if ident(v) => {}
-            _ => {
-                return Err(err(
-                    at("region"),
-                    "required for bedrock: an AWS region such as us-east-1",
-                ))
-            }
-        },
-        _ => {}
-    }
-    if let Some(v) = &p.anthropic_version {
-        check_token(v, &at("anthropic_version"))?;
-    }
-    if p.default_max_tokens == Some(0) {
-        return Err(err(at("default_max_tokens"), "must be greater than 0"));
-    }
-    if let Some(v) = &p.api_version {
-        if v.is_empty()
-            || !v
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        {
-            return Err(err(
-                at("api_version"),
-                "must be a version such as 2024-10-21",
-            ));
-        }
-    }
-    for (model, dep) in p.deployments.iter().flatten() {
-        if dep.is_empty()
-            || !dep
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        {
-            return Err(err(
-                format!("{}.{model}", at("deployments")),
-                "a deployment name may only contain letters, digits, '-', '_' and '.'",
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_token(value: &str, path: &str) -> Result<(), ConfigError> {
-    if value.is_empty() {
-        return Err(err(path, "must not be empty"));
-    }
-    if value.bytes().any(|b| b <= b' ' || b == 0x7f) {
-        return Err(err(path, "must not contain spaces or control characters"));
-    }
-    Ok(())
 }
 
 fn header_name(v: Option<String>, default: &str, path: &str) -> Result<String, ConfigError> {

@@ -37,14 +37,15 @@ impl ProviderType {
         }
     }
 
-    pub(crate) fn default_path_prefix(self) -> &'static str {
-        match self {
-            ProviderType::Openai | ProviderType::Anthropic | ProviderType::Vertex => "/v1",
-            ProviderType::AzureOpenai => "/openai",
-            ProviderType::Gemini => "/v1beta",
-            ProviderType::Bedrock => "",
-        }
-    }
+    /// Every provider type, in the order errors list them.
+    pub const ALL: [ProviderType; 6] = [
+        ProviderType::Openai,
+        ProviderType::Anthropic,
+        ProviderType::AzureOpenai,
+        ProviderType::Gemini,
+        ProviderType::Vertex,
+        ProviderType::Bedrock,
+    ];
 }
 
 /// Default `anthropic-version` header sent to Anthropic.
@@ -111,6 +112,23 @@ pub struct ProviderConfig {
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
     #[serde(default)]
     pub aws_credentials_env: Option<AwsCredentialsEnv>,
+}
+
+impl ProviderConfig {
+    /// The options only some provider types take, and whether this provider sets each (in
+    /// the order they are checked).
+    pub fn type_options(&self) -> [(&'static str, bool); 8] {
+        [
+            ("anthropic_version", self.anthropic_version.is_some()),
+            ("default_max_tokens", self.default_max_tokens.is_some()),
+            ("api_version", self.api_version.is_some()),
+            ("deployments", self.deployments.is_some()),
+            ("project", self.project.is_some()),
+            ("token_endpoint", self.token_endpoint.is_some()),
+            ("aws_credentials_env", self.aws_credentials_env.is_some()),
+            ("region", self.region.is_some()),
+        ]
+    }
 }
 
 /// Where a Vertex AI access token is fetched from (answer `{"access_token","expires_in"}`).

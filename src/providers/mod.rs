@@ -19,8 +19,9 @@ pub mod vertex;
 
 use crate::api::errors::GatewayError;
 use crate::api::{Api, Endpoint};
+use crate::config_error::{err, ConfigError};
 use crate::host::BodyEdit;
-use crate::providers::config::{Provider, ProviderType};
+use crate::providers::config::{Provider, ProviderConfig, ProviderType};
 use std::borrow::Cow;
 
 /// Headers that authenticate an upstream request (names lowercase).
@@ -64,6 +65,24 @@ pub trait Adapter: Sync {
     /// The endpoint that serves a client's request to this provider (the client's own,
     /// or the one it is translated to); `None` when the provider cannot serve it.
     fn endpoint(&self, client: Endpoint) -> Option<Endpoint>;
+    /// The options of `providers[]` only this type takes (see
+    /// [`ProviderConfig::type_options`]); any other type refuses them.
+    fn options(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Checks this type's own options (required ones present, values well formed); `at`
+    /// gives a field's JSON path.
+    fn check_options(
+        &self,
+        _p: &ProviderConfig,
+        _at: &dyn Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
+        Ok(())
+    }
+    /// The path prefix when the configuration sets none.
+    fn default_path_prefix(&self) -> &'static str {
+        "/v1"
+    }
     /// The `:authority` when the configuration sets no `host` (`None`: the client's).
     fn default_host(&self, _p: &Provider) -> Option<String> {
         None
@@ -95,6 +114,37 @@ pub fn adapter(kind: ProviderType) -> &'static dyn Adapter {
         ProviderType::Vertex => &vertex::Vertex,
         ProviderType::Bedrock => &bedrock::Bedrock,
     }
+}
+
+/// Checks a provider's type-specific options: each only on the types that take it, then
+/// its type's own checks.
+pub fn check_options(p: &ProviderConfig, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    let own = adapter(p.kind).options();
+    for (option, present) in p.type_options() {
+        if present && !own.contains(&option) {
+            let takers: Vec<String> = ProviderType::ALL
+                .iter()
+                .filter(|t| adapter(**t).options().contains(&option))
+                .map(|t| format!("{:?}", t.as_str()))
+                .collect();
+            let message = match takers.as_slice() {
+                [one] => format!("only allowed for type {one}"),
+                [first @ .., last] => {
+                    format!("only allowed for types {} and {last}", first.join(", "))
+                }
+                [] => "not allowed".to_string(),
+            };
+            return Err(err(at(option), message));
+        }
+    }
+    adapter(p.kind).check_options(p, at)
+}
+
+/// A name made of letters, digits, `-`, `_` and `.` (a project, a region, a deployment).
+fn is_ident(v: &str) -> bool {
+    !v.is_empty()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// The API a provider speaks.
@@ -333,5 +383,98 @@ mod tests {
             auth_headers(an, Some("2026-10-21".into()))[1].1,
             "2026-10-21"
         );
+    }
+
+    #[test]
+    fn type_specific_options_are_refused_on_other_types_with_their_path() {
+        let cases = [
+            (
+                "openai",
+                r#""anthropic_version":"2023-06-01""#,
+                "anthropic_version",
+                r#"only allowed for type "anthropic""#,
+            ),
+            (
+                "openai",
+                r#""default_max_tokens":10"#,
+                "default_max_tokens",
+                r#"only allowed for type "anthropic""#,
+            ),
+            (
+                "anthropic",
+                r#""api_version":"2024-10-21""#,
+                "api_version",
+                r#"only allowed for type "azure_openai""#,
+            ),
+            (
+                "openai",
+                r#""deployments":{"a":"b"}"#,
+                "deployments",
+                r#"only allowed for type "azure_openai""#,
+            ),
+            (
+                "bedrock",
+                r#""region":"us-east-1","project":"p""#,
+                "project",
+                r#"only allowed for type "vertex""#,
+            ),
+            (
+                "gemini",
+                r#""token_endpoint":{"cluster":"m"}"#,
+                "token_endpoint",
+                r#"only allowed for type "vertex""#,
+            ),
+            (
+                "vertex",
+                r#""project":"p","region":"r","aws_credentials_env":{}"#,
+                "aws_credentials_env",
+                r#"only allowed for type "bedrock""#,
+            ),
+            (
+                "azure_openai",
+                r#""region":"us-east-1""#,
+                "region",
+                r#"only allowed for types "vertex" and "bedrock""#,
+            ),
+            // The type's own checks.
+            (
+                "vertex",
+                r#""region":"r""#,
+                "project",
+                "required for vertex",
+            ),
+            ("bedrock", "", "region", "required for bedrock"),
+            (
+                "anthropic",
+                r#""default_max_tokens":0"#,
+                "default_max_tokens",
+                "must be greater than 0",
+            ),
+            (
+                "azure_openai",
+                r#""deployments":{"m":"a b"}"#,
+                "deployments.m",
+                "a deployment name",
+            ),
+        ];
+        for (kind, extra, field, message) in cases {
+            let sep = if extra.is_empty() { "" } else { "," };
+            let json = format!(
+                r#"{{"providers":[{{"name":"p","type":"{kind}","cluster":"c","api_key_env":"K"{sep}{extra}}}]}}"#
+            );
+            let e = Config::parse(json.as_bytes(), &|_| Some("k".into())).unwrap_err();
+            assert_eq!(e.path, format!("providers[0].{field}"), "{json}");
+            assert!(e.message.contains(message), "{json}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn default_path_prefixes() {
+        let prefix = |t| adapter(t).default_path_prefix();
+        assert_eq!(prefix(ProviderType::Openai), "/v1");
+        assert_eq!(prefix(ProviderType::AzureOpenai), "/openai");
+        assert_eq!(prefix(ProviderType::Gemini), "/v1beta");
+        assert_eq!(prefix(ProviderType::Vertex), "/v1");
+        assert_eq!(prefix(ProviderType::Bedrock), "");
     }
 }

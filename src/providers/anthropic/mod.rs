@@ -4,7 +4,8 @@
 use super::{Adapter, Headers, Outgoing};
 use crate::api::errors::GatewayError;
 use crate::api::{Api, Endpoint};
-use crate::providers::config::Provider;
+use crate::config_error::{check_token, err, ConfigError};
+use crate::providers::config::{Provider, ProviderConfig};
 
 pub struct Anthropic;
 
@@ -19,6 +20,24 @@ impl Adapter for Anthropic {
             Endpoint::Messages | Endpoint::ChatCompletions => Some(Endpoint::Messages),
             _ => None,
         }
+    }
+
+    fn options(&self) -> &'static [&'static str] {
+        &["anthropic_version", "default_max_tokens"]
+    }
+
+    fn check_options(
+        &self,
+        p: &ProviderConfig,
+        at: &dyn Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
+        if let Some(v) = &p.anthropic_version {
+            check_token(v, &at("anthropic_version"))?;
+        }
+        if p.default_max_tokens == Some(0) {
+            return Err(err(at("default_max_tokens"), "must be greater than 0"));
+        }
+        Ok(())
     }
 
     fn authenticate(&self, p: &Provider, req: &Outgoing<'_>) -> Result<Headers, GatewayError> {

@@ -1,10 +1,11 @@
 //! Azure OpenAI: the OpenAI API under `/deployments/<deployment>` with the `api-version`
 //! query, `api-key: <key>`. No Responses API.
 
-use super::{percent_encode, Adapter, Headers, Outgoing};
+use super::{is_ident, percent_encode, Adapter, Headers, Outgoing};
 use crate::api::errors::GatewayError;
 use crate::api::{Api, Endpoint};
-use crate::providers::config::Provider;
+use crate::config_error::{err, ConfigError};
+use crate::providers::config::{Provider, ProviderConfig};
 
 pub struct AzureOpenAi;
 
@@ -19,6 +20,42 @@ impl Adapter for AzureOpenAi {
             Endpoint::Responses => None,
             other => Some(other),
         }
+    }
+
+    fn options(&self) -> &'static [&'static str] {
+        &["api_version", "deployments"]
+    }
+
+    fn check_options(
+        &self,
+        p: &ProviderConfig,
+        at: &dyn Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
+        if let Some(v) = &p.api_version {
+            if v.is_empty()
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            {
+                return Err(err(
+                    at("api_version"),
+                    "must be a version such as 2024-10-21",
+                ));
+            }
+        }
+        for (model, dep) in p.deployments.iter().flatten() {
+            if !is_ident(dep) {
+                return Err(err(
+                    format!("{}.{model}", at("deployments")),
+                    "a deployment name may only contain letters, digits, '-', '_' and '.'",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn default_path_prefix(&self) -> &'static str {
+        "/openai"
     }
 
     /// The client's query is replaced by the `api-version`.

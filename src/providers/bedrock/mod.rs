@@ -3,10 +3,11 @@
 
 pub mod sigv4;
 
-use super::{percent_encode, Adapter, Headers, Outgoing};
+use super::{is_ident, percent_encode, Adapter, Headers, Outgoing};
 use crate::api::errors::GatewayError;
 use crate::api::{Api, Endpoint};
-use crate::providers::config::Provider;
+use crate::config_error::{err, ConfigError};
+use crate::providers::config::{Provider, ProviderConfig};
 
 pub struct Bedrock;
 
@@ -17,6 +18,28 @@ impl Adapter for Bedrock {
 
     fn endpoint(&self, client: Endpoint) -> Option<Endpoint> {
         (client == Endpoint::ChatCompletions).then_some(Endpoint::ChatCompletions)
+    }
+
+    fn options(&self) -> &'static [&'static str] {
+        &["aws_credentials_env", "region"]
+    }
+
+    fn check_options(
+        &self,
+        p: &ProviderConfig,
+        at: &dyn Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
+        if !p.region.as_deref().is_some_and(is_ident) {
+            return Err(err(
+                at("region"),
+                "required for bedrock: an AWS region such as us-east-1",
+            ));
+        }
+        Ok(())
+    }
+
+    fn default_path_prefix(&self) -> &'static str {
+        ""
     }
 
     fn default_host(&self, p: &Provider) -> Option<String> {

@@ -17,6 +17,10 @@ impl Adapter for Gemini {
         (client == Endpoint::ChatCompletions).then_some(Endpoint::ChatCompletions)
     }
 
+    fn default_path_prefix(&self) -> &'static str {
+        "/v1beta"
+    }
+
     fn path(
         &self,
         p: &Provider,
