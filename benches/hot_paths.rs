@@ -307,7 +307,8 @@ fn bench_anthropic(c: &mut Criterion) {
     });
 
     // Anthropic upstream stream -> OpenAI client, one event per chunk.
-    let input = include_bytes!("../tests/golden/anthropic/a_stream_text/input.sse");
+    let input =
+        include_bytes!("../tests/golden/openai_chat_to_anthropic_messages/stream_text/input.sse");
     let mut events: Vec<(String, String)> = Vec::new();
     let mut p = SseParser::new();
     p.feed(input, |e| {

@@ -1,7 +1,10 @@
 //! Golden tests for the OpenAI <-> Anthropic translation.
 //!
-//! Every directory under `tests/golden/anthropic/` is one case. Its `case.json` names
-//! the operation and its parameters; the input is `input.json`, `input.sse` or `input.txt` (raw bytes), the
+//! Every directory under `tests/golden/openai_chat_to_anthropic_messages/` (an OpenAI chat
+//! client, an Anthropic provider) and `tests/golden/anthropic_messages_to_openai_chat/`
+//! (an Anthropic Messages client, an OpenAI provider) is one case, named as
+//! `tests/golden_support/mod.rs` describes. Its `case.json` names the operation and its
+//! parameters; the input is `input.json`, `input.sse` or `input.txt` (raw bytes), the
 //! expected output `expected.json` (compared as JSON values), `expected.sse`
 //! (compared byte for byte) or `expected_error.json` (`{"status", "param"?}`), and
 //! optionally `expected_usage.json` (the returned `Usage`).
@@ -138,5 +141,29 @@ fn run(dir: &Path, case: &Value) -> Output {
 
 #[test]
 fn golden_anthropic_cases() {
-    golden_support::run_all("anthropic", 30, &run);
+    golden_support::run_all(
+        &[
+            Pair {
+                dir: "openai_chat_to_anthropic_messages",
+                min: 21,
+                ops: &[
+                    "chat_request_to_messages",
+                    "messages_response_to_chat",
+                    "messages_stream_to_chat",
+                    "anthropic_error_to_openai",
+                ],
+            },
+            Pair {
+                dir: "anthropic_messages_to_openai_chat",
+                min: 19,
+                ops: &[
+                    "messages_request_to_chat",
+                    "chat_response_to_messages",
+                    "chat_stream_to_messages",
+                    "openai_error_to_anthropic",
+                ],
+            },
+        ],
+        &run,
+    );
 }

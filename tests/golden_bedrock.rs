@@ -1,7 +1,8 @@
 //! Golden tests for the OpenAI <-> Bedrock Converse translation.
 //!
-//! Every directory under `tests/golden/bedrock/` is one case. Its `case.json` names the
-//! operation and its parameters; the input is `input.json`, `input.txt` (raw bytes) or,
+//! Every directory under `tests/golden/openai_chat_to_bedrock_converse/` (an OpenAI chat
+//! client, a Bedrock Converse provider) is one case, named as `tests/golden_support/mod.rs`
+//! describes. Its `case.json` names the operation and its parameters; the input is `input.json`, `input.txt` (raw bytes) or,
 //! for streams, `input.jsonl`; the expected output is `expected.json` (compared as JSON
 //! values), `expected.sse` (compared byte for byte) or `expected_error.json`
 //! (`{"status", "param"?}`), and optionally `expected_usage.json` (the returned `Usage`).
@@ -159,5 +160,17 @@ fn run(dir: &Path, case: &Value) -> Output {
 
 #[test]
 fn golden_bedrock_cases() {
-    golden_support::run_all("bedrock", 20, &run);
+    golden_support::run_all(
+        &[Pair {
+            dir: "openai_chat_to_bedrock_converse",
+            min: 38,
+            ops: &[
+                "chat_request_to_converse",
+                "converse_response_to_chat",
+                "converse_stream_to_chat",
+                "bedrock_error_to_openai",
+            ],
+        }],
+        &run,
+    );
 }

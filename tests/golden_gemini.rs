@@ -1,7 +1,8 @@
 //! Golden tests for the OpenAI <-> Google Gemini translation.
 //!
-//! Every directory under `tests/golden/gemini/` is one case. Its `case.json` names
-//! the operation and its parameters; the input is `input.json`, `input.sse` or
+//! Every directory under `tests/golden/openai_chat_to_gemini/` (an OpenAI chat client, a
+//! Gemini or Vertex AI provider) is one case, named as `tests/golden_support/mod.rs`
+//! describes. Its `case.json` names the operation and its parameters; the input is `input.json`, `input.sse` or
 //! `input.txt` (raw bytes), the expected output `expected.json` (compared as JSON
 //! values), `expected.sse` (compared byte for byte) or `expected_error.json`
 //! (`{"status", "param"?}`), and optionally `expected_usage.json` (the returned `Usage`).
@@ -112,5 +113,17 @@ fn run(dir: &Path, case: &Value) -> Output {
 
 #[test]
 fn golden_gemini_cases() {
-    golden_support::run_all("gemini", 30, &run);
+    golden_support::run_all(
+        &[Pair {
+            dir: "openai_chat_to_gemini",
+            min: 56,
+            ops: &[
+                "chat_request_to_gemini",
+                "gemini_response_to_chat",
+                "gemini_stream_to_chat",
+                "gemini_error_to_openai",
+            ],
+        }],
+        &run,
+    );
 }
